@@ -1,0 +1,20 @@
+"""Root URLs: the four circles, accounts, language switch, admin and the REST API."""
+
+from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from django.views.i18n import set_language
+
+from reports.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("customers/", include("customers.urls")),
+    path("experience/", include("experience.urls")),
+    path("platform/", include("journeys.urls")),
+    path("reports/", include("reports.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("config.api")),
+]

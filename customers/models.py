@@ -1,0 +1,325 @@
+"""Circle ①: the unified customer profile and what hangs off it."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from config.org.models import DepartmentOwned
+
+
+class LifecycleStage(models.TextChoices):
+    PROSPECT = "prospect", _("Prospect")
+    FIRST_PURCHASE = "first_purchase", _("First purchase")
+    REPEAT = "repeat", _("Repeat")
+    LOYAL = "loyal", _("Loyal")
+    DORMANT = "dormant", _("Dormant")
+    CHURNED = "churned", _("Churned")
+
+
+class Customer(models.Model):
+    """One person, however many identifiers and channels they reach us through."""
+
+    class Gender(models.TextChoices):
+        UNKNOWN = "", _("Not given")
+        FEMALE = "f", _("Female")
+        MALE = "m", _("Male")
+        OTHER = "o", _("Other")
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    family_name = models.CharField(_("family name"), max_length=100, blank=True)
+    given_name = models.CharField(_("given name"), max_length=100, blank=True)
+    family_name_kana = models.CharField(_("family name (kana)"), max_length=100, blank=True)
+    given_name_kana = models.CharField(_("given name (kana)"), max_length=100, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
+    postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
+    prefecture = models.CharField(_("prefecture"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="ja"
+    )
+    lifecycle_stage = models.CharField(
+        _("lifecycle stage"),
+        max_length=20,
+        choices=LifecycleStage.choices,
+        default=LifecycleStage.PROSPECT,
+        db_index=True,
+    )
+    is_anonymous = models.BooleanField(
+        _("anonymous"), default=False, help_text=_("Known only by a cookie or device so far.")
+    )
+    attributes = models.JSONField(_("custom attributes"), default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="merged_from",
+        help_text=_("Set when this profile was merged into another one."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["family_name_kana", "given_name_kana"])]
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+
+    def __str__(self) -> str:
+        return self.full_name or f"#{self.pk}"
+
+    @property
+    def full_name(self) -> str:
+        """Japanese order for Japanese-language profiles, Western order otherwise."""
+        parts = (
+            [self.family_name, self.given_name]
+            if self.language == "ja"
+            else [self.given_name, self.family_name]
+        )
+        return " ".join(part for part in parts if part)
+
+
+class Identity(models.Model):
+    """One identifier of a person, normalised and unique per kind across the company."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", _("Email")
+        PHONE = "phone", _("Phone")
+        APP = "app", _("App user ID")
+        POS = "pos", _("POS member ID")
+        COOKIE = "cookie", _("Web cookie")
+        LINE = "line", _("LINE ID")
+        DMP = "dmp", _("External DMP ID")
+        CUSTOM = "custom", _("Custom")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    value = models.CharField(_("value"), max_length=255)
+    source = models.CharField(_("source"), max_length=50, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "value"], name="uniq_identity_kind_value"),
+        ]
+        indexes = [models.Index(fields=["customer", "kind"])]
+        verbose_name = _("identity")
+        verbose_name_plural = _("identities")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.value}"
+
+
+class Channel(models.TextChoices):
+    """Channels a person can consent to be contacted through."""
+
+    EMAIL = "email", _("Email")
+    SMS = "sms", _("SMS")
+    LINE = "line", _("LINE")
+    PUSH = "push", _("App push")
+    DIRECT_MAIL = "dm", _("Direct mail")
+    PHONE = "phone", _("Phone call")
+    ADS = "ads", _("Personalised ads")
+
+
+class Consent(models.Model):
+    """The current consent of one person for one channel; its history is in ConsentChange."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", _("Granted")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="consents")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    source = models.CharField(_("source"), max_length=50, blank=True)
+    updated_at = models.DateTimeField(_("updated"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "channel"], name="uniq_consent_channel"),
+        ]
+        indexes = [models.Index(fields=["channel", "status", "customer"])]
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.channel}: {self.status}"
+
+
+class ConsentChange(models.Model):
+    """Append-only history of consent: who changed it, when, through which source."""
+
+    consent = models.ForeignKey(Consent, on_delete=models.CASCADE, related_name="changes")
+    status = models.CharField(_("status"), max_length=10, choices=Consent.Status.choices)
+    source = models.CharField(_("source"), max_length=50)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(_("changed"))
+
+    class Meta:
+        ordering = ["-changed_at"]
+        verbose_name = _("consent change")
+        verbose_name_plural = _("consent changes")
+
+
+class ImportantDate(models.Model):
+    """A date that matters to the person each year: birthdays, anniversaries…"""
+
+    class Kind(models.TextChoices):
+        BIRTHDAY = "birthday", _("Birthday")
+        SPOUSE_BIRTHDAY = "spouse_birthday", _("Spouse's birthday")
+        CHILD_BIRTHDAY = "child_birthday", _("Child's birthday")
+        ANNIVERSARY = "anniversary", _("Wedding anniversary")
+        CUSTOM = "custom", _("Other")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="important_dates")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    label = models.CharField(_("label"), max_length=100, blank=True)
+    month = models.PositiveSmallIntegerField(_("month"))
+    day = models.PositiveSmallIntegerField(_("day"))
+    year = models.PositiveSmallIntegerField(_("year"), null=True, blank=True)
+    self_declared = models.BooleanField(
+        _("given by the customer"),
+        default=False,
+        help_text=_("Entered by the person in the preference centre."),
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(month__gte=1, month__lte=12, day__gte=1, day__lte=31),
+                name="important_date_valid_month_day",
+            ),
+        ]
+        indexes = [models.Index(fields=["month", "day", "kind"])]
+        verbose_name = _("important date")
+        verbose_name_plural = _("important dates")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.month:02d}-{self.day:02d}"
+
+
+class AttributeDefinition(DepartmentOwned):
+    """The registry of typed custom attributes kept in ``Customer.attributes``."""
+
+    class Type(models.TextChoices):
+        TEXT = "text", _("Text")
+        NUMBER = "number", _("Number")
+        BOOLEAN = "boolean", _("Yes/no")
+        DATE = "date", _("Date")
+        CHOICE = "choice", _("Choice")
+
+    key = models.SlugField(_("key"), max_length=50, unique=True)
+    label = models.CharField(_("label"), max_length=100)
+    type = models.CharField(_("type"), max_length=10, choices=Type.choices)
+    choices = models.JSONField(_("choices"), default=list, blank=True)
+    purpose = models.CharField(_("purpose of use"), max_length=200, blank=True)
+    is_pii = models.BooleanField(_("personal data"), default=False)
+
+    class Meta:
+        ordering = ["key"]
+        verbose_name = _("attribute definition")
+        verbose_name_plural = _("attribute definitions")
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class LifeEvent(models.Model):
+    """A detected life situation: the moments when needs change."""
+
+    class Kind(models.TextChoices):
+        MARRIAGE = "marriage", _("Marriage")
+        CHILDBIRTH = "childbirth", _("Childbirth")
+        JOB_CHANGE = "job_change", _("Job change")
+        MOVING = "moving", _("Moving house")
+        COMPETITOR_INTEREST = "competitor_interest", _("Interest in a competitor")
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="life_events")
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    detected_at = models.DateTimeField(_("detected"))
+    source = models.CharField(_("source"), max_length=50, help_text=_("Rule, DMP or staff."))
+    confidence = models.FloatField(_("confidence"), default=1.0)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        indexes = [models.Index(fields=["kind", "detected_at"])]
+        verbose_name = _("life situation")
+        verbose_name_plural = _("life situations")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.detected_at:%Y-%m-%d})"
+
+
+class Segment(DepartmentOwned):
+    """A group of customers described by a rule tree (dynamic) or a snapshot (static)."""
+
+    class Kind(models.TextChoices):
+        DYNAMIC = "dynamic", _("Dynamic")
+        STATIC = "static", _("Static")
+
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.DYNAMIC)
+    rules = models.JSONField(_("rules"), default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    members = models.ManyToManyField(Customer, through="SegmentMembership", related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SegmentMembership(models.Model):
+    """Materialised membership: static snapshots and refreshed dynamic segments."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "customer"], name="uniq_segment_member"),
+        ]
+        indexes = [models.Index(fields=["customer"])]
+        verbose_name = _("segment membership")
+        verbose_name_plural = _("segment memberships")
+
+
+class CustomerMetrics(models.Model):
+    """Per-customer read model kept up to date on ingestion, so segments need no scans."""
+
+    customer = models.OneToOneField(
+        Customer, primary_key=True, on_delete=models.CASCADE, related_name="metrics"
+    )
+    identity_count = models.PositiveIntegerField(default=0)
+    order_count = models.PositiveIntegerField(default=0, db_index=True)
+    revenue_total = models.DecimalField(max_digits=14, decimal_places=0, default=0)
+    first_order_at = models.DateTimeField(null=True, blank=True)
+    last_order_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    event_count = models.PositiveIntegerField(default=0)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_nps = models.PositiveSmallIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("customer metrics")
+        verbose_name_plural = _("customer metrics")

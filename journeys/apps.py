@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class JourneysConfig(AppConfig):
+    """Circle ③: personas, journeys and the campaigns that act on them."""
+
+    name = "journeys"
+    verbose_name = _("③ Platform")

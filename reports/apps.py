@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class ReportsConfig(AppConfig):
+    """Circle ④: the reports from which strategy is decided."""
+
+    name = "reports"
+    verbose_name = _("④ Strategy")
