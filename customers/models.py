@@ -169,6 +169,9 @@ class ConsentChange(models.Model):
         verbose_name = _("consent change")
         verbose_name_plural = _("consent changes")
 
+    def __str__(self) -> str:
+        return f"{self.consent} → {self.status} ({self.source})"
+
 
 class ImportantDate(models.Model):
     """A date that matters to the person each year: birthdays, anniversaries…"""
@@ -303,6 +306,9 @@ class SegmentMembership(models.Model):
         verbose_name = _("segment membership")
         verbose_name_plural = _("segment memberships")
 
+    def __str__(self) -> str:
+        return f"{self.segment_id} ∋ {self.customer_id}"
+
 
 class CustomerMetrics(models.Model):
     """Per-customer read model kept up to date on ingestion, so segments need no scans."""
@@ -323,3 +329,6 @@ class CustomerMetrics(models.Model):
     class Meta:
         verbose_name = _("customer metrics")
         verbose_name_plural = _("customer metrics")
+
+    def __str__(self) -> str:
+        return f"metrics of {self.customer_id}"

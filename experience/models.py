@@ -196,6 +196,9 @@ class OrderLine(models.Model):
         verbose_name = _("order line")
         verbose_name_plural = _("order lines")
 
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_id}"
+
 
 class Favorite(models.Model):
     """A product a customer marked; drives back-in-stock and price-drop messages."""
@@ -210,6 +213,9 @@ class Favorite(models.Model):
         ]
         verbose_name = _("favourite")
         verbose_name_plural = _("favourites")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} ♥ {self.product_id}"
 
 
 class Survey(DepartmentOwned):
@@ -262,3 +268,6 @@ class SurveyResponse(models.Model):
         ]
         verbose_name = _("survey response")
         verbose_name_plural = _("survey responses")
+
+    def __str__(self) -> str:
+        return f"{self.score} ({self.answered_at:%Y-%m-%d})"

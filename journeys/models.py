@@ -122,6 +122,9 @@ class Comment(models.Model):
         verbose_name = _("comment")
         verbose_name_plural = _("comments")
 
+    def __str__(self) -> str:
+        return self.body[:60]
+
 
 class Campaign(DepartmentOwned):
     """An action on customers: scheduled, triggered or a step sequence, on one channel."""
@@ -266,6 +269,9 @@ class Delivery(models.Model):
         ]
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.step_id} → {self.customer_id} ({self.status})"
 
 
 class StaffTask(models.Model):

@@ -12,6 +12,6 @@ def create_values(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("experience", "0001_initial")]
+    dependencies = [("experience", "0002_initial")]
 
     operations = [migrations.RunPython(create_values, migrations.RunPython.noop)]

@@ -1,0 +1,45 @@
+"""Fixtures shared by every test: departments and staff in each role."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.org.models import Department, Role
+from tests.factories import DepartmentFactory, UserFactory
+
+
+@pytest.fixture
+def crm():
+    return DepartmentFactory(name="CRM & digital", slug="crm", kind=Department.Kind.CRM_DIGITAL)
+
+
+@pytest.fixture
+def sales():
+    return DepartmentFactory(
+        name="Sales planning", slug="sales", kind=Department.Kind.SALES_PLANNING
+    )
+
+
+@pytest.fixture
+def crm_editor(crm):
+    return UserFactory(username="crm-editor", department=crm, department__role=Role.EDITOR)
+
+
+@pytest.fixture
+def crm_viewer(crm):
+    return UserFactory(username="crm-viewer", department=crm, department__role=Role.VIEWER)
+
+
+@pytest.fixture
+def crm_manager(crm):
+    return UserFactory(username="crm-manager", department=crm, department__role=Role.MANAGER)
+
+
+@pytest.fixture
+def sales_editor(sales):
+    return UserFactory(username="sales-editor", department=sales, department__role=Role.EDITOR)
+
+
+@pytest.fixture
+def superuser():
+    return UserFactory(username="root", is_superuser=True, is_staff=True)

@@ -1,0 +1,220 @@
+"""factory_boy factories for every circle; tests build exactly the data they need."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.utils import timezone
+
+from config.org.models import Department, Membership, Role, User
+from customers.models import Consent, Customer, Identity, Segment
+from experience.models import (
+    Event,
+    EventType,
+    Order,
+    Product,
+    Survey,
+    SurveyResponse,
+    Touchpoint,
+)
+from journeys.models import Campaign, CampaignStep, Delivery, Journey, Persona, Stage
+
+
+class DepartmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Department
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Department {n}")
+    slug = factory.Sequence(lambda n: f"dept-{n}")
+    kind = Department.Kind.OTHER
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A staff user; pass ``department=`` and ``role=`` to give them a membership."""
+
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.django.Password("correct-horse-battery")
+
+    @factory.post_generation
+    def department(self, create, extracted, **kwargs):
+        if create and extracted is not None:
+            Membership.objects.create(
+                user=self, department=extracted, role=kwargs.get("role", Role.EDITOR)
+            )
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    department = factory.SubFactory(DepartmentFactory)
+    role = Role.EDITOR
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    family_name = "山田"
+    given_name = factory.Sequence(lambda n: f"花子{n}")
+    language = "ja"
+
+
+class IdentityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Identity
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = Identity.Kind.EMAIL
+    value = factory.Sequence(lambda n: f"person{n}@example.jp")
+    source = "test"
+
+
+class ConsentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Consent
+
+    customer = factory.SubFactory(CustomerFactory)
+    channel = "email"
+    status = Consent.Status.GRANTED
+    source = "test"
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Segment
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    name = factory.Sequence(lambda n: f"Segment {n}")
+
+
+class TouchpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Touchpoint
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    code = factory.Sequence(lambda n: f"touchpoint-{n}")
+    name = factory.Sequence(lambda n: f"Touchpoint {n}")
+    channel = Touchpoint.Channel.WEB
+    kind = Touchpoint.Kind.ONLINE
+
+
+class EventTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = EventType
+        django_get_or_create = ("name",)
+
+    name = "page_view"
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    customer = factory.SubFactory(CustomerFactory)
+    event_type = factory.SubFactory(EventTypeFactory)
+    occurred_at = factory.LazyFunction(timezone.now)
+    source = "test"
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    sku = factory.Sequence(lambda n: f"SKU-{n:05d}")
+    name = factory.Sequence(lambda n: f"Product {n}")
+    category = "flowers"
+    price = 3000
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Order
+
+    customer = factory.SubFactory(CustomerFactory)
+    number = factory.Sequence(lambda n: f"ORD-{n:07d}")
+    ordered_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=1))
+    total = 5000
+
+
+class SurveyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Survey
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    name = "Post-purchase NPS"
+    question = "How likely are you to recommend us to a friend?"
+
+
+class SurveyResponseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SurveyResponse
+
+    survey = factory.SubFactory(SurveyFactory)
+    customer = factory.SubFactory(CustomerFactory)
+    score = 9
+    answered_at = factory.LazyFunction(timezone.now)
+
+
+class PersonaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Persona
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    name = factory.Sequence(lambda n: f"Persona {n}")
+
+
+class JourneyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Journey
+
+    owner_department = factory.SelfAttribute("persona.owner_department")
+    persona = factory.SubFactory(PersonaFactory)
+    name = factory.Sequence(lambda n: f"Journey {n}")
+
+
+class StageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Stage
+
+    journey = factory.SubFactory(JourneyFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    name = "Awareness"
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Campaign
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    name = factory.Sequence(lambda n: f"Campaign {n}")
+    channel = Campaign.Channel.EMAIL
+
+
+class CampaignStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CampaignStep
+
+    campaign = factory.SubFactory(CampaignFactory)
+    position = 1
+    subject = "Hello"
+    body = "Hello {{ customer.given_name }}"
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Delivery
+
+    step = factory.SubFactory(CampaignStepFactory)
+    campaign = factory.SelfAttribute("step.campaign")
+    customer = factory.SubFactory(CustomerFactory)
+    status = Delivery.Status.SENT
