@@ -1,9 +1,36 @@
-"""REST API v1: each circle contributes its routes; schema and docs by drf-spectacular."""
+"""REST API v1: each circle contributes its routes; schema and docs by drf-spectacular.
+
+Every app's ``api.py`` exposes ``register(router)``; adding a circle's endpoints is one line
+in ``REGISTRARS``. The schema and its docs are for signed-in staff only, like the data.
+"""
 
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.routers import DefaultRouter
+
+from config.org import api as org_api
+from customers import api as customers_api
+from experience import api as experience_api
+from journeys import api as journeys_api
+
+REGISTRARS = [customers_api.register, experience_api.register, journeys_api.register]
+
+router = DefaultRouter()
+for register in REGISTRARS:
+    register(router)
 
 urlpatterns = [
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("me/", org_api.me, name="api-me"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]),
+        name="api-schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
+        name="api-docs",
+    ),
+    *router.urls,
 ]

@@ -67,6 +67,7 @@ class Customer(models.Model):
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["family_name_kana", "given_name_kana"])]
+        permissions = [("view_pii", _("Can view personal data of customers unmasked"))]
         verbose_name = _("customer")
         verbose_name_plural = _("customers")
 

@@ -1,0 +1,50 @@
+# Customer Circle: the two README commands (`make demo`, `make test`) and a few helpers.
+# Everything runs inside .venv, which is created and kept in step with pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Touched after each successful install; pip runs again only when pyproject.toml is newer.
+INSTALLED := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint format messages clean
+
+help:
+	@echo "make demo      run the dashboard with the demo company (web server + task worker)"
+	@echo "make test      ruff, migration check and the whole pytest suite"
+	@echo "make lint      ruff check and ruff format --check"
+	@echo "make format    ruff format and ruff check --fix"
+	@echo "make messages  update and compile the Japanese translations (needs gettext)"
+	@echo "make clean     remove caches, collected static files and .venv (keeps db.sqlite3)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e ".[dev]"
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/python manage.py demo
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/pytest
+
+format: $(INSTALLED)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+messages: $(INSTALLED)
+	mkdir -p locale
+	$(BIN)/python manage.py makemessages -l ja --ignore="static/vendor/*" --ignore="staticfiles/*"
+	$(BIN)/python manage.py compilemessages -l ja --ignore=$(VENV)
+
+clean:
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache staticfiles test-results *.egg-info $(VENV)
