@@ -19,8 +19,8 @@ from config.org.api import (
 from config.org.services import audit_record
 from customers.filters import CustomerFilter, SegmentFilter
 from customers.models import Customer, Identity, Segment
+from customers.selectors import can_view_pii
 
-VIEW_PII_PERMISSION = "customers.view_pii"
 MASK = "***"
 
 
@@ -142,12 +142,9 @@ class CustomerViewSet(CompanyWideReadOnlyViewSet):
             queryset = queryset.prefetch_related("identities")
         return queryset
 
-    def can_view_pii(self) -> bool:
-        return self.request.user.has_perm(VIEW_PII_PERMISSION)
-
     def get_serializer_context(self):
         context = super().get_serializer_context()
-        context["show_pii"] = self.action == "retrieve" and self.can_view_pii()
+        context["show_pii"] = self.action == "retrieve" and can_view_pii(self.request.user)
         return context
 
     def retrieve(self, request: Request, *args, **kwargs) -> Response:

@@ -1,5 +1,22 @@
-from django.http import HttpResponse
+"""Circle ② pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.shortcuts import render
+from django.utils import timezone
+
+from experience.selectors import touchpoint_list
+
+RECENT_WINDOW = dt.timedelta(days=30)
 
 
 def index(request):
-    return HttpResponse("todo")
+    """Touchpoints the user's departments own or were shared, grouped by kind."""
+    touchpoints = touchpoint_list(request.user, since=timezone.now() - RECENT_WINDOW)
+    return render(
+        request,
+        "experience/index.html",
+        {"active_circle": "experience", "touchpoints": touchpoints},
+    )

@@ -5,4 +5,5 @@ from reports import views
 app_name = "reports"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("circles/<slug:circle>/figures/", views.circle_figures, name="circle_figures"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from config.org.models import Department, Role
 from tests.factories import DepartmentFactory, UserFactory
@@ -43,3 +44,11 @@ def sales_editor(sales):
 @pytest.fixture
 def superuser():
     return UserFactory(username="root", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def crm_pii_viewer(crm):
+    """A CRM viewer who may see customers' personal data unmasked (``view_pii``)."""
+    user = UserFactory(username="crm-pii-viewer", department=crm, department__role=Role.VIEWER)
+    user.user_permissions.add(Permission.objects.get(codename="view_pii"))
+    return user

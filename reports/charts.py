@@ -1,0 +1,62 @@
+"""Pure chart builders: plain data in, a plotly ``Figure`` out; no ORM, no request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from django.utils.translation import gettext as _
+
+STRATEGY_COLOUR = "#4f3a7a"
+PLATFORM_COLOUR = "#1f5b8a"
+
+
+def monthly_orders_figure(
+    months: Sequence[dt.date], orders: Sequence[int], revenue: Sequence[int]
+) -> go.Figure:
+    """Orders per month as bars (left axis) and revenue in yen as a line (right axis)."""
+    if not len(months) == len(orders) == len(revenue):
+        raise ValueError("months, orders and revenue must have the same length")
+    labels = [month.strftime("%Y-%m") for month in months]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Bar(
+            x=labels,
+            y=list(orders),
+            name=_("Orders"),
+            marker_color=PLATFORM_COLOUR,
+            hovertemplate="%{x}: %{y:,}<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=labels,
+            y=list(revenue),
+            name=_("Revenue (¥)"),
+            yaxis="y2",
+            mode="lines+markers",
+            line={"color": STRATEGY_COLOUR, "width": 3},
+            hovertemplate="%{x}: ¥%{y:,}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        margin={"l": 56, "r": 72, "t": 24, "b": 48},
+        height=360,
+        legend={"orientation": "h", "y": -0.2},
+        xaxis={"type": "category"},
+        yaxis={"title": {"text": _("Orders")}, "rangemode": "tozero", "tickformat": ",d"},
+        yaxis2={
+            "title": {"text": _("Revenue (¥)")},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "tickformat": ",.0f",
+            "tickprefix": "¥",
+            "showgrid": False,
+        },
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font={"family": "system-ui, sans-serif", "color": "#373c44"},
+    )
+    return figure

@@ -1,0 +1,189 @@
+"""Reads of circle ④: company figures, and the four-circle overview built from each circle.
+
+Reports sit outermost, so they may read every inner circle; each circle's own headline
+query lives in that circle's ``selectors.py`` and is only labelled here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.selectors import customer_headline
+from experience.models import Order, Survey, SurveyResponse
+from experience.selectors import experience_headline
+from journeys.selectors import platform_headline
+
+CIRCLES = ("customer", "experience", "platform", "strategy")
+RECENT_WINDOW = dt.timedelta(days=30)
+YEAR_WINDOW = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline number of a circle; ``value`` None means "nothing to measure yet"."""
+
+    key: str
+    label: str
+    value: int | float | None
+    unit: str = "count"  # count | percent | yen | score
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class CircleFigures:
+    circle: str
+    figures: list[Figure]
+    empty_hint: str = ""
+
+
+@dataclass(frozen=True)
+class MonthlyOrders:
+    month: dt.date
+    orders: int
+    revenue: int
+
+
+def strategy_headline(*, now: dt.datetime) -> dict[str, float | int | None]:
+    """NPS and 12-month LTV over the year before ``now``, in two aggregate queries.
+
+    NPS is % promoters (9–10) minus % detractors (0–6) over answers to NPS surveys; LTV is
+    revenue of completed orders divided by the distinct customers who placed them, in yen.
+    """
+    since = now - YEAR_WINDOW
+    answers = SurveyResponse.objects.filter(
+        survey__kind=Survey.Kind.NPS, answered_at__gte=since, answered_at__lte=now
+    ).aggregate(
+        total=Count("pk"),
+        promoters=Count("pk", filter=Q(score__gte=9)),
+        detractors=Count("pk", filter=Q(score__lte=6)),
+    )
+    sales = Order.objects.filter(
+        status=Order.Status.COMPLETED, ordered_at__gte=since, ordered_at__lte=now
+    ).aggregate(revenue=Sum("total"), buyers=Count("customer", distinct=True))
+
+    nps = None
+    if answers["total"]:
+        nps = round((answers["promoters"] - answers["detractors"]) * 100 / answers["total"], 1)
+    ltv = None
+    if sales["buyers"]:
+        ltv = int((Decimal(sales["revenue"]) / sales["buyers"]).quantize(Decimal(1), ROUND_HALF_UP))
+    return {"nps_12m": nps, "ltv_12m": ltv, "buyers_12m": sales["buyers"]}
+
+
+def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
+    """The labelled headline figures of one circle, as the home page cards show them.
+
+    Raises ``LookupError`` for a name that is not one of ``CIRCLES``.
+    """
+    recent = now - RECENT_WINDOW
+    if circle == "customer":
+        data = customer_headline()
+        return CircleFigures(
+            circle,
+            [
+                Figure("customers_total", _("Customers"), data["customers_total"]),
+                Figure(
+                    "customers_multi_identifier_pct",
+                    _("Known by more than one identifier"),
+                    data["customers_multi_identifier_pct"],
+                    unit="percent",
+                ),
+            ],
+            empty_hint=""
+            if data["customers_total"]
+            else _("No customers yet — import a member list or run “make demo”."),
+        )
+    if circle == "experience":
+        data = experience_headline(user, since=recent)
+        return CircleFigures(
+            circle,
+            [
+                Figure("touchpoints_active", _("Active touchpoints"), data["touchpoints_active"]),
+                Figure("events_30d", _("Events in the last 30 days"), data["events_30d"]),
+            ],
+            empty_hint=""
+            if data["touchpoints_active"]
+            else _("No touchpoints yet — register your channels and stores, or run “make demo”."),
+        )
+    if circle == "platform":
+        data = platform_headline(user, since=recent)
+        return CircleFigures(
+            circle,
+            [
+                Figure("campaigns_active", _("Active campaigns"), data["campaigns_active"]),
+                Figure(
+                    "deliveries_30d", _("Deliveries in the last 30 days"), data["deliveries_30d"]
+                ),
+            ],
+            empty_hint=""
+            if data["campaigns_active"]
+            else _("No running or scheduled campaigns your departments can see yet."),
+        )
+    if circle == "strategy":
+        data = strategy_headline(now=now)
+        return CircleFigures(
+            circle,
+            [
+                Figure(
+                    "nps_12m",
+                    _("NPS, last 12 months"),
+                    data["nps_12m"],
+                    unit="score",
+                    hint="" if data["nps_12m"] is not None else _("No NPS answers yet."),
+                ),
+                Figure(
+                    "ltv_12m",
+                    _("12-month LTV per customer"),
+                    data["ltv_12m"],
+                    unit="yen",
+                    hint="" if data["ltv_12m"] is not None else _("No completed orders yet."),
+                ),
+            ],
+            empty_hint=""
+            if data["buyers_12m"]
+            else _("Figures appear once orders and survey answers arrive."),
+        )
+    raise LookupError(circle)
+
+
+def monthly_orders(*, now: dt.datetime, months: int = 12) -> list[MonthlyOrders]:
+    """Completed orders and revenue per calendar month (local time), oldest first.
+
+    The last ``months`` months up to and including the current one; months without orders
+    are present with zeros so charts keep an even axis. One query of conditional
+    aggregates over month ranges: plain comparisons on the ``ordered_at`` index, instead of
+    truncating every row's timestamp in the local time zone.
+    """
+    tz = timezone.get_current_timezone()
+    first_month = _add_months(timezone.localtime(now, tz).date().replace(day=1), -(months - 1))
+    starts = [
+        dt.datetime.combine(_add_months(first_month, offset), dt.time.min, tzinfo=tz)
+        for offset in range(months + 1)
+    ]
+    aggregates = {}
+    for index in range(months):
+        in_month = Q(ordered_at__gte=starts[index], ordered_at__lt=starts[index + 1])
+        aggregates[f"orders_{index}"] = Count("pk", filter=in_month)
+        aggregates[f"revenue_{index}"] = Sum("total", filter=in_month)
+    totals = Order.objects.filter(
+        status=Order.Status.COMPLETED, ordered_at__gte=starts[0], ordered_at__lt=starts[-1]
+    ).aggregate(**aggregates)
+    return [
+        MonthlyOrders(
+            month=starts[index].date(),
+            orders=totals[f"orders_{index}"],
+            revenue=int(totals[f"revenue_{index}"] or 0),
+        )
+        for index in range(months)
+    ]
+
+
+def _add_months(day: dt.date, count: int) -> dt.date:
+    index = day.year * 12 + day.month - 1 + count
+    return day.replace(year=index // 12, month=index % 12 + 1, day=1)

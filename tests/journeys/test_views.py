@@ -1,0 +1,66 @@
+"""The circle ③ page: personas, journeys and campaigns the user may see."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from config.org.services import share_grant
+from journeys.models import Campaign
+from tests.factories import CampaignFactory, JourneyFactory, PersonaFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("journeys:index")
+
+
+def test_anonymous_visitor_is_sent_to_login(client):
+    response = client.get(URL)
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_page_shows_own_and_shared_records_but_not_other_departments(
+    client, crm, sales, crm_editor, sales_editor
+):
+    CampaignFactory(owner_department=crm, name="Spring mail", status=Campaign.Status.RUNNING)
+    CampaignFactory(owner_department=sales, name="Secret sales push")
+    shared = CampaignFactory(owner_department=sales, name="Store revisit")
+    share_grant(obj=shared, department=crm, can_edit=False, by=sales_editor)
+    persona = PersonaFactory(owner_department=sales, name="Busy parent")
+    share_grant(obj=persona, department=crm, can_edit=True, by=sales_editor)
+    JourneyFactory(persona=persona, name="First purchase path")
+    client.force_login(crm_editor)
+
+    html = client.get(URL).content.decode()
+
+    assert "Spring mail" in html
+    assert "Store revisit" in html
+    assert "Secret sales push" not in html
+    assert "Busy parent" in html
+    assert "First purchase path" not in html
+    assert '<span class="badge status-running">Running</span>' in html
+    assert html.count("Shared with you") == 2
+
+
+def test_empty_page_explains_what_to_do(client, crm_editor):
+    client.force_login(crm_editor)
+
+    html = client.get(URL).content.decode()
+
+    assert "No personas yet" in html
+    assert "No journeys yet" in html
+    assert "No campaigns yet" in html
+
+
+def test_page_query_count_is_fixed(client, crm, crm_editor, django_assert_num_queries):
+    for persona in PersonaFactory.create_batch(3, owner_department=crm):
+        JourneyFactory(persona=persona)
+    CampaignFactory.create_batch(5, owner_department=crm)
+    client.force_login(crm_editor)
+    client.get(URL)
+
+    # session, user, roles, personas, journeys, campaigns, memberships for the header
+    with django_assert_num_queries(7):
+        client.get(URL)
