@@ -42,7 +42,7 @@ format: $(INSTALLED)
 
 messages: $(INSTALLED)
 	mkdir -p locale
-	$(BIN)/python manage.py makemessages -l ja --ignore="static/vendor/*" --ignore="staticfiles/*"
+	$(BIN)/python manage.py makemessages -l ja --no-obsolete --ignore="static/*" --ignore="staticfiles/*" --ignore="tests/*"
 	$(BIN)/python manage.py compilemessages -l ja --ignore=$(VENV)
 
 clean:
