@@ -1,0 +1,68 @@
+"""``manage.py demo``: migrate, seed the demo company once, print the logins, run the stack."""
+
+from __future__ import annotations
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+
+from config.demo.seed import DEMO_LOGINS, SIZES, ensure_demo_logins, seed_demo
+from config.demo.stack import run_stack
+from customers.models import Customer
+
+
+class Command(BaseCommand):
+    help = (
+        "Run Customer Circle locally with the demo company: migrate, seed on first run, "
+        "then the web server and the task worker until Ctrl-C."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--size", choices=list(SIZES), default="default")
+        parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--setup-only", action="store_true", help="Prepare the database, start nothing."
+        )
+
+    def handle(self, *args, size: str, addrport: str, setup_only: bool, verbosity: int, **opts):
+        call_command("migrate", interactive=False, verbosity=max(verbosity - 1, 0))
+        if existing := Customer.objects.count():
+            self.stdout.write(f"Reusing the {existing:,} customers already in the database.")
+        else:
+            self.stdout.write(f"Seeding the {size} demo company (first run only)…")
+            result = seed_demo(size=size, progress=verbosity > 0)
+            self.stdout.write(f"Seeded in {result.seconds:.0f} s.")
+        ensure_demo_logins()
+        self.stdout.write(self._banner(addrport))
+        if setup_only:
+            return
+        connection.close()  # the children open their own; do not hold SQLite locks meanwhile
+        exit_code = run_stack(addrport=addrport, log=self.stdout.write)
+        if exit_code:
+            raise CommandError("The demo stack stopped unexpectedly.", returncode=exit_code)
+
+    def _banner(self, addrport: str) -> str:
+        """The URL and the logins, as a table a developer can copy from."""
+        host, _, port = addrport.rpartition(":")
+        url = f"http://{host or '127.0.0.1'}:{port}/"
+        rows = [("username", "password", "department", "role")]
+        rows += [
+            (login.username, login.password, login.department_slug or "-", login.role or "admin")
+            for login in DEMO_LOGINS
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            for row in rows
+        ]
+        rule = "=" * max(len(line) for line in lines)
+        return "\n".join(
+            [
+                rule,
+                "Customer Circle demo: Hanamori 花守 (flowers & gifts)",
+                f"Open {url}  (Ctrl-C stops the web server and the task worker)",
+                "",
+                *lines,
+                rule,
+            ]
+        )

@@ -1,0 +1,218 @@
+"""The demo company: who can sign in, what the data looks like, and that seeding repeats."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.test import override_settings
+from django.utils import timezone
+
+from config.demo.seed import (
+    DEMO_LOGINS,
+    DEPARTMENTS,
+    SEED_AUDIT_ACTION,
+    DemoDataError,
+    demo_data_reset,
+    seed_demo,
+)
+from config.org.models import AuditLog, Department, Membership, User
+from customers.models import Customer, CustomerMetrics, Identity, LifecycleStage
+from experience.models import Event, EventType, Order, SurveyResponse, Touchpoint
+from journeys.models import Persona
+
+pytestmark = pytest.mark.django_db
+
+# PBKDF2 at full strength costs about a second per login on a small CI machine.
+FAST_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo_company(django_db_setup, django_db_blocker):
+    """Seed ``small`` once for the module, committed, and remove every trace afterwards."""
+    with django_db_blocker.unblock(), override_settings(PASSWORD_HASHERS=FAST_HASHERS):
+        now = timezone.now()
+        seed_demo(size="small", seed=42, now=now)
+        yield now
+        demo_data_reset()
+        User.objects.filter(username__in=[login.username for login in DEMO_LOGINS]).delete()
+        Department.objects.filter(slug__in=[slug for slug, *_rest in DEPARTMENTS]).delete()
+        EventType.objects.all().delete()
+        AuditLog.objects.all().delete()
+
+
+def fingerprint() -> tuple:
+    """Names of the first customers and totals of the first orders, in insertion order."""
+    people = Customer.objects.order_by("pk").values_list(
+        "family_name", "given_name", "birth_date", "lifecycle_stage"
+    )[:300]
+    totals = Order.objects.order_by("pk").values_list("total", "ordered_at")[:300]
+    return tuple(people), tuple(totals), Event.objects.count()
+
+
+def test_the_four_departments_exist_with_their_kinds():
+    departments = {d.slug: (d.name, d.kind) for d in Department.objects.all()}
+
+    assert departments == {slug: (name, kind) for slug, name, kind, _ in DEPARTMENTS}
+
+
+@pytest.mark.parametrize("login", DEMO_LOGINS, ids=lambda login: login.username)
+def test_each_demo_login_signs_in_with_its_printed_password_and_role(login):
+    user = authenticate(username=login.username, password=login.password)
+
+    assert user is not None
+    if login.department_slug is None:
+        assert user.is_superuser
+    else:
+        membership = Membership.objects.get(user=user)
+        assert (membership.department.slug, membership.role) == (
+            login.department_slug,
+            login.role,
+        )
+
+
+def test_most_customers_are_known_by_several_identifiers():
+    several = Customer.objects.annotate(n=Count("identities")).filter(n__gt=1).count()
+
+    assert several > Customer.objects.count() / 2
+
+
+def test_some_people_exist_as_two_profiles_that_share_no_identifier():
+    twins = (
+        Customer.objects.filter(is_anonymous=False, birth_date__isnull=False)
+        .values("family_name_kana", "given_name_kana", "birth_date")
+        .annotate(n=Count("pk"))
+        .filter(n=2)
+    )
+    unlinked = 0
+    for twin in twins:
+        first, second = Customer.objects.filter(**{k: v for k, v in twin.items() if k != "n"})
+        kinds = [set(c.identities.values_list("kind", flat=True)) for c in (first, second)]
+        values = [set(c.identities.values_list("value", flat=True)) for c in (first, second)]
+        if values[0].isdisjoint(values[1]) and {"email", "pos"} <= kinds[0] ^ kinds[1]:
+            unlinked += 1
+
+    assert unlinked >= 10
+
+
+def test_anonymous_profiles_are_known_only_by_a_cookie():
+    anonymous = Customer.objects.filter(is_anonymous=True)
+
+    assert anonymous.exists()
+    assert set(Identity.objects.filter(customer__in=anonymous).values_list("kind", flat=True)) == {
+        Identity.Kind.COOKIE
+    }
+
+
+def test_identities_are_normalised():
+    emails = Identity.objects.filter(kind=Identity.Kind.EMAIL).values_list("value", flat=True)
+    phones = Identity.objects.filter(kind=Identity.Kind.PHONE).values_list("value", flat=True)
+
+    assert all(email == email.lower() and "@" in email for email in emails)
+    assert all(phone.startswith("+81") and len(phone) == 13 for phone in phones)
+
+
+def test_recent_behaviour_is_live_and_never_in_the_future(demo_company):
+    now = demo_company
+    last_month = Event.objects.filter(occurred_at__gte=now - timezone.timedelta(days=30))
+
+    assert last_month.count() > 1_000
+    assert not Event.objects.filter(occurred_at__gt=now).exists()
+    assert set(last_month.values_list("event_type__name", flat=True)) >= {
+        "page_view",
+        "add_to_cart",
+        "purchase",
+        "store_visit",
+    }
+
+
+def test_some_recent_carts_were_left_without_buying(demo_company):
+    since = demo_company - timezone.timedelta(days=30)
+    recent = Event.objects.filter(customer=OuterRef("pk"), occurred_at__gte=since)
+    carted = Exists(recent.filter(event_type__name="add_to_cart"))
+    bought = Exists(recent.filter(event_type__name="purchase"))
+
+    assert Customer.objects.filter(carted).exclude(bought).count() >= 20
+
+
+def test_touchpoints_cover_every_channel():
+    assert set(Touchpoint.objects.values_list("channel", flat=True)) == set(
+        Touchpoint.Channel.values
+    )
+
+
+def test_order_totals_equal_the_sum_of_their_lines():
+    orders = Order.objects.annotate(lines_total=Sum(F("lines__quantity") * F("lines__unit_price")))
+
+    assert orders.count() > 3_000
+    assert not orders.exclude(total=F("lines_total")).exists()
+
+
+def test_about_a_third_of_buyers_come_back():
+    buyers = CustomerMetrics.objects.filter(order_count__gte=1).count()
+    repeaters = CustomerMetrics.objects.filter(order_count__gte=2).count()
+
+    assert 0.2 < repeaters / buyers < 0.4
+
+
+def test_metrics_and_lifecycle_agree_with_the_orders():
+    completed = Count("orders", filter=Q(orders__status=Order.Status.COMPLETED))
+    customers = Customer.objects.annotate(completed=completed)
+
+    assert not customers.exclude(metrics__order_count=F("completed")).exists()
+    assert not customers.filter(completed=0).exclude(lifecycle_stage=LifecycleStage.PROSPECT)
+    assert not customers.filter(completed__gt=0, lifecycle_stage=LifecycleStage.PROSPECT)
+
+
+def test_nps_is_realistic():
+    scores = list(SurveyResponse.objects.values_list("score", flat=True))
+    promoters = sum(score >= 9 for score in scores)
+    detractors = sum(score <= 6 for score in scores)
+
+    assert len(scores) > 200
+    assert 0 < 100 * (promoters - detractors) / len(scores) < 40
+
+
+def test_sales_co_edits_the_personas_that_crm_owns():
+    sales_manager = User.objects.get(username="sales")
+
+    assert Persona.objects.editable_by(sales_manager).count() == 2
+
+
+def test_a_second_run_without_reset_creates_nothing():
+    before = fingerprint()
+    out = StringIO()
+
+    call_command("seed_demo", size="small", stdout=out)
+
+    assert "already holds" in out.getvalue()
+    assert fingerprint() == before
+
+
+def test_the_same_seed_gives_the_same_company(demo_company):
+    before = fingerprint()
+
+    demo_data_reset()
+    seed_demo(size="small", seed=42, now=demo_company)
+
+    assert fingerprint() == before
+
+
+def test_another_seed_gives_other_people(demo_company):
+    before = fingerprint()
+
+    demo_data_reset()
+    seed_demo(size="small", seed=7, now=demo_company)
+
+    assert fingerprint()[0] != before[0]
+
+
+def test_reset_refuses_customers_that_no_seeding_created():
+    AuditLog.objects.filter(action=SEED_AUDIT_ACTION).delete()
+
+    with pytest.raises(DemoDataError):
+        demo_data_reset()
+    assert Customer.objects.exists()
