@@ -14,7 +14,6 @@ from config.org.api import (
     DepartmentOwnedSummarySerializer,
     DepartmentScopedReadOnlyViewSet,
     enum_field,
-    shares_prefetch,
 )
 from config.org.services import audit_record
 from customers.filters import CustomerFilter, SegmentFilter
@@ -199,7 +198,7 @@ class SegmentViewSet(DepartmentScopedReadOnlyViewSet):
 
     def shape_queryset(self, queryset):
         if self.action == "retrieve":
-            queryset = queryset.select_related("created_by").prefetch_related(shares_prefetch())
+            queryset = queryset.select_related("created_by")
         return queryset
 
 

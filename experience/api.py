@@ -11,7 +11,6 @@ from config.org.api import (
     DepartmentOwnedSummarySerializer,
     DepartmentScopedReadOnlyViewSet,
     enum_field,
-    shares_prefetch,
 )
 from experience.filters import ProductFilter, SurveyFilter, TouchpointFilter
 from experience.models import EventType, Product, Survey, Touchpoint
@@ -72,11 +71,6 @@ class TouchpointViewSet(DepartmentScopedReadOnlyViewSet):
     detail_serializer_class = TouchpointDetailSerializer
     filterset_class = TouchpointFilter
 
-    def shape_queryset(self, queryset):
-        if self.action == "retrieve":
-            queryset = queryset.prefetch_related(shares_prefetch())
-        return queryset
-
 
 class SurveySummarySerializer(DepartmentOwnedSummarySerializer):
     kind = enum_field(Survey.Kind)
@@ -111,11 +105,6 @@ class SurveyViewSet(DepartmentScopedReadOnlyViewSet):
     serializer_class = SurveySummarySerializer
     detail_serializer_class = SurveyDetailSerializer
     filterset_class = SurveyFilter
-
-    def shape_queryset(self, queryset):
-        if self.action == "retrieve":
-            queryset = queryset.prefetch_related(shares_prefetch())
-        return queryset
 
 
 class EventTypeSerializer(serializers.ModelSerializer):

@@ -11,7 +11,6 @@ from config.org.api import (
     DepartmentOwnedSummarySerializer,
     DepartmentScopedReadOnlyViewSet,
     enum_field,
-    shares_prefetch,
 )
 from journeys.filters import CampaignFilter, JourneyFilter, PersonaFilter
 from journeys.models import Campaign, CampaignStep, Journey, Persona, Stage
@@ -73,11 +72,6 @@ class PersonaViewSet(DepartmentScopedReadOnlyViewSet):
     serializer_class = PersonaSummarySerializer
     detail_serializer_class = PersonaDetailSerializer
     filterset_class = PersonaFilter
-
-    def shape_queryset(self, queryset):
-        if self.action == "retrieve":
-            queryset = queryset.prefetch_related(shares_prefetch())
-        return queryset
 
 
 class PersonaRefSerializer(serializers.ModelSerializer):
@@ -149,7 +143,7 @@ class JourneyViewSet(DepartmentScopedReadOnlyViewSet):
             stages = Stage.objects.order_by("position").prefetch_related(
                 "touchpoints", "experience_values"
             )
-            return queryset.prefetch_related(Prefetch("stages", queryset=stages), shares_prefetch())
+            return queryset.prefetch_related(Prefetch("stages", queryset=stages))
         return queryset.annotate(stage_count=Count("stages"))
 
 
@@ -227,7 +221,7 @@ class CampaignViewSet(DepartmentScopedReadOnlyViewSet):
         if self.action == "retrieve":
             steps = CampaignStep.objects.order_by("position")
             return queryset.select_related("created_by", "approved_by").prefetch_related(
-                Prefetch("steps", queryset=steps), "experience_values", shares_prefetch()
+                Prefetch("steps", queryset=steps), "experience_values"
             )
         return queryset
 

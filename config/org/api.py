@@ -82,7 +82,11 @@ class DepartmentScopedViewSet(ListDetailSerializerMixin, GenericViewSet):
 
     def unscoped_queryset(self) -> QuerySet:
         """Every record of the model, regardless of department: never serve it as is."""
-        return self.shape_queryset(super().get_queryset())
+        queryset = super().get_queryset()
+        if self.action == "retrieve":
+            # Every detail says whom the record is shared with.
+            queryset = queryset.prefetch_related(shares_prefetch())
+        return self.shape_queryset(queryset)
 
     def get_queryset(self) -> QuerySet:
         return self.unscoped_queryset().visible_to(self.request.user)
