@@ -109,7 +109,10 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
             ],
             empty_hint=""
             if data["touchpoints_active"]
-            else _("No touchpoints yet — register your channels and stores, or run “make demo”."),
+            else _(
+                "No touchpoints your departments own or were shared yet — register your "
+                "channels and stores, or ask their owners to share them."
+            ),
         )
     if circle == "platform":
         data = platform_headline(user, since=recent)
