@@ -10,9 +10,12 @@ from customers.models import (
     Consent,
     ConsentChange,
     Customer,
+    CustomerMerge,
     CustomerMetrics,
     Identity,
     ImportantDate,
+    ImportJob,
+    ImportRowError,
     LifeEvent,
     Segment,
     SegmentMembership,
@@ -165,3 +168,49 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["customer"]
     show_full_result_count = False
+
+
+@admin.register(CustomerMerge)
+class CustomerMergeAdmin(ReadOnlyAdmin):
+    """Merges are made and undone through their services, which move the records."""
+
+    list_display = ["merged_at", "loser", "winner", "reason", "merged_by", "undone_at"]
+    list_filter = [("undone_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["merged_by"]
+    raw_id_fields = ["winner", "loser"]
+    date_hierarchy = "merged_at"
+
+
+class ImportRowErrorInline(admin.TabularInline):
+    model = ImportRowError
+    fields = ["row", "column", "value", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    max_num = 0
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    list_display = [
+        "original_name",
+        "kind",
+        "status",
+        "total_rows",
+        "error_count",
+        "owner_department",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["kind", "status", "owner_department"]
+    list_select_related = ["owner_department", "created_by"]
+    search_fields = ["original_name", "source"]
+    readonly_fields = ["sha256", "status", "total_rows", "processed_rows", "error_count", "result"]
+    inlines = [ImportRowErrorInline]
+
+
+@admin.register(ImportRowError)
+class ImportRowErrorAdmin(DepartmentScopedAdmin, ReadOnlyAdmin):
+    scoped_through = "job"
+    list_display = ["job", "row", "column", "reason"]
+    list_select_related = ["job"]

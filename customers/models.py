@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Value
 from django.utils.translation import gettext_lazy as _
 
 from config.org.models import DepartmentOwned
@@ -282,6 +283,13 @@ class Segment(DepartmentOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     members = models.ManyToManyField(Customer, through="SegmentMembership", related_name="+")
+    member_count = models.PositiveIntegerField(_("members"), null=True, blank=True)
+    computed_at = models.DateTimeField(
+        _("membership computed"),
+        null=True,
+        blank=True,
+        help_text=_("When the materialised membership was last brought up to date."),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -322,9 +330,22 @@ class CustomerMetrics(models.Model):
     revenue_total = models.DecimalField(max_digits=14, decimal_places=0, default=0)
     first_order_at = models.DateTimeField(null=True, blank=True)
     last_order_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    average_order_value = models.DecimalField(
+        max_digits=12, decimal_places=0, default=0, db_default=0
+    )
     event_count = models.PositiveIntegerField(default=0)
     last_event_at = models.DateTimeField(null=True, blank=True)
+    last_event_by_type = models.JSONField(
+        default=dict,
+        db_default=Value({}, output_field=models.JSONField()),
+        blank=True,
+        help_text=_("Event type name → time of its latest event."),
+    )
     last_nps = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_recency = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_frequency = models.PositiveSmallIntegerField(null=True, blank=True)
+    rfm_monetary = models.PositiveSmallIntegerField(null=True, blank=True)
+    lead_score = models.IntegerField(default=0, db_default=0, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -333,3 +354,99 @@ class CustomerMetrics(models.Model):
 
     def __str__(self) -> str:
         return f"metrics of {self.customer_id}"
+
+
+class CustomerMerge(models.Model):
+    """Two profiles found to be one person: the loser's records moved to the winner.
+
+    ``moved`` keeps the ids of every row that changed hands, per table, so a manager can
+    undo the merge exactly.
+    """
+
+    winner = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_won")
+    loser = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="merges_lost")
+    reason = models.CharField(_("reason"), max_length=200)
+    moved = models.JSONField(default=dict, blank=True)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_at = models.DateTimeField(_("merged"), auto_now_add=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undone_at = models.DateTimeField(_("undone"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-merged_at"]
+        indexes = [models.Index(fields=["loser"]), models.Index(fields=["winner"])]
+        verbose_name = _("customer merge")
+        verbose_name_plural = _("customer merges")
+
+    def __str__(self) -> str:
+        return f"{self.loser_id} → {self.winner_id}"
+
+
+class ImportJob(DepartmentOwned):
+    """One uploaded file of customers or orders, validated in full before anything is written."""
+
+    class Kind(models.TextChoices):
+        CUSTOMERS = "customers", _("Customers")
+        ORDERS = "orders", _("Orders")
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", _("Uploaded: map the columns")
+        VALIDATING = "validating", _("Validating")
+        INVALID = "invalid", _("Has errors")
+        VALID = "valid", _("Valid: ready to import")
+        IMPORTING = "importing", _("Importing")
+        DONE = "done", _("Imported")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    file = models.FileField(_("file"), upload_to="imports/%Y/%m/")
+    original_name = models.CharField(_("file name"), max_length=255)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(
+        _("source"), max_length=50, help_text=_("Where the rows come from, e.g. pos or webshop.")
+    )
+    mapping = models.JSONField(_("column mapping"), default=dict, blank=True)
+    skip_invalid_rows = models.BooleanField(_("skip the listed bad rows"), default=False)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.UPLOADED
+    )
+    total_rows = models.PositiveIntegerField(default=0)
+    processed_rows = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("import")
+        verbose_name_plural = _("imports")
+
+    def __str__(self) -> str:
+        return self.original_name
+
+
+class ImportRowError(models.Model):
+    """One reason one row of an import was rejected: row number, column and why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="row_errors")
+    row = models.PositiveIntegerField(_("row"))
+    column = models.CharField(_("column"), max_length=100, blank=True)
+    value = models.CharField(_("value"), max_length=200, blank=True)
+    reason = models.CharField(_("reason"), max_length=300)
+
+    class Meta:
+        ordering = ["job", "row"]
+        indexes = [models.Index(fields=["job", "row"])]
+        verbose_name = _("import row error")
+        verbose_name_plural = _("import row errors")
+
+    def __str__(self) -> str:
+        return f"row {self.row} {self.column}: {self.reason}"

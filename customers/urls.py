@@ -1,8 +1,12 @@
-from django.urls import path
+"""Circle ① URLs, gathered from the topic modules of ``customers.views``."""
 
-from customers import views
+from customers.views import imports, merges, preferences, profiles, segments
 
 app_name = "customers"
 urlpatterns = [
-    path("", views.index, name="index"),
+    *profiles.urlpatterns,
+    *segments.urlpatterns,
+    *imports.urlpatterns,
+    *merges.urlpatterns,
+    *preferences.urlpatterns,
 ]

@@ -7,3 +7,8 @@ class ExperienceConfig(AppConfig):
 
     name = "experience"
     verbose_name = _("② Experience")
+
+    def ready(self) -> None:
+        # Circle ① cannot import this app; this app plugs its data into ①'s registries:
+        # order imports, event conditions of segments, and the 360 timeline.
+        from experience import importers, segment_conditions, timeline  # noqa: F401

@@ -7,3 +7,7 @@ class JourneysConfig(AppConfig):
 
     name = "journeys"
     verbose_name = _("③ Platform")
+
+    def ready(self) -> None:
+        # Deliveries and staff tasks appear on circle ①'s customer 360 timeline.
+        from journeys import timeline  # noqa: F401

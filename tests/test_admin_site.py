@@ -15,9 +15,12 @@ from customers.models import (
     AttributeDefinition,
     ConsentChange,
     Customer,
+    CustomerMerge,
     CustomerMetrics,
     Identity,
     ImportantDate,
+    ImportJob,
+    ImportRowError,
     LifeEvent,
     SegmentMembership,
 )
@@ -30,6 +33,17 @@ pytestmark = pytest.mark.django_db
 
 def _now():
     return timezone.now()
+
+
+def _import_job():
+    return ImportJob.objects.create(
+        owner_department=f.DepartmentFactory(),
+        kind=ImportJob.Kind.CUSTOMERS,
+        file="imports/members.csv",
+        original_name="members.csv",
+        sha256="0" * 64,
+        source="pos",
+    )
 
 
 MAKERS = {
@@ -62,6 +76,13 @@ MAKERS = {
     ),
     "customers.customermetrics": lambda: CustomerMetrics.objects.create(
         customer=f.CustomerFactory(), order_count=1
+    ),
+    "customers.customermerge": lambda: CustomerMerge.objects.create(
+        winner=f.CustomerFactory(), loser=f.CustomerFactory(), reason="same email"
+    ),
+    "customers.importjob": lambda: _import_job(),
+    "customers.importrowerror": lambda: ImportRowError.objects.create(
+        job=_import_job(), row=2, column="email", reason="not an email address"
     ),
     "experience.experiencevalue": lambda: ExperienceValue.objects.first(),
     "experience.touchpoint": lambda: f.TouchpointFactory(),

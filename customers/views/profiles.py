@@ -1,9 +1,10 @@
-"""Circle ① pages."""
+"""Circle ① pages: the customer list, search and the customer 360 profile."""
 
 from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.urls import path
 from django.utils.cache import patch_vary_headers
 
 from customers.selectors import can_view_pii, customer_list
@@ -27,3 +28,8 @@ def index(request):
     )
     patch_vary_headers(response, ("HX-Request",))
     return response
+
+
+urlpatterns = [
+    path("", index, name="index"),
+]

@@ -1,0 +1,1 @@
+"""Circle ① pages, one module per topic: profiles, segments, imports, merges, preferences."""

@@ -1,0 +1,5 @@
+"""Circle ① pages: merges."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

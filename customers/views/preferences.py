@@ -1,0 +1,5 @@
+"""Circle ① pages: preferences."""
+
+from __future__ import annotations
+
+urlpatterns: list = []

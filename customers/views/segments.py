@@ -1,0 +1,5 @@
+"""Circle ① pages: segments."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
