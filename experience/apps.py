@@ -10,5 +10,5 @@ class ExperienceConfig(AppConfig):
 
     def ready(self) -> None:
         # Circle ① cannot import this app; this app plugs its data into ①'s registries:
-        # order imports, event conditions of segments, and the 360 timeline.
-        from experience import importers, segment_conditions, timeline  # noqa: F401
+        # order imports, customer metrics, event conditions of segments, the 360 timeline.
+        from experience import importers, metrics, segment_conditions, timeline  # noqa: F401
