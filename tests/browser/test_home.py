@@ -13,8 +13,6 @@ import pytest
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from experience.models import ExperienceValue
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results"
@@ -34,22 +32,10 @@ SUBMIT = "form:has(#id_password) button[type=submit]"
 @pytest.fixture
 def demo_logins() -> dict:
     """Seed the small demo company; return its logins by username."""
-    restore_reference_data()
     call_command("seed_demo", size="small", verbosity=0)
     from config.demo.seed import DEMO_LOGINS
 
     return {login.username: login for login in DEMO_LOGINS}
-
-
-def restore_reference_data() -> None:
-    """Put back the five experience values that a data migration creates.
-
-    Every live-server test ends with a flush that also empties reference tables, and
-    ``serialized_rollback`` cannot restore them here: under Playwright's running event loop
-    the test body gets a fresh database connection without the serialized snapshot.
-    """
-    for position, code in enumerate(ExperienceValue.Code.values, start=1):
-        ExperienceValue.objects.get_or_create(code=code, defaults={"position": position})
 
 
 @pytest.fixture

@@ -92,7 +92,9 @@ def test_demo_serves_the_login_page_and_stops_worker_and_server_on_ctrl_c(tmp_pa
         wait_for(lambda: "running." in log.read_text(), 30, "qcluster running", log)
         output = log.read_text()
         for login in DEMO_LOGINS:
-            assert re.search(rf"^{re.escape(login.username)}\s+{login.password}\s", output, re.M)
+            personal_data = "visible" if login.sees_personal_data else "masked"
+            row = rf"^{re.escape(login.username)}\s+{login.password}\s.*\s{personal_data}$"
+            assert re.search(row, output, re.M)
         children = [
             int(re.search(rf"Started the {name}.*, pid (\d+)", output).group(1))
             for name in ("task worker", "web server")

@@ -6,22 +6,33 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.test import override_settings
 from django.utils import timezone
 
+from config.demo.data import DEPARTMENTS
 from config.demo.seed import (
     DEMO_LOGINS,
-    DEPARTMENTS,
+    PERSONAL_DATA_GROUP,
     SEED_AUDIT_ACTION,
     DemoDataError,
     demo_data_reset,
+    ensure_demo_logins,
     seed_demo,
 )
 from config.org.models import AuditLog, Department, Membership, User
 from customers.models import Customer, CustomerMetrics, Identity, LifecycleStage
-from experience.models import Event, EventType, Order, SurveyResponse, Touchpoint
+from customers.selectors import can_view_pii
+from experience.models import (
+    Event,
+    EventType,
+    ExperienceValue,
+    Order,
+    SurveyResponse,
+    Touchpoint,
+)
 from journeys.models import Persona
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +51,7 @@ def demo_company(django_db_setup, django_db_blocker):
         demo_data_reset()
         User.objects.filter(username__in=[login.username for login in DEMO_LOGINS]).delete()
         Department.objects.filter(slug__in=[slug for slug, *_rest in DEPARTMENTS]).delete()
+        Group.objects.filter(name=PERSONAL_DATA_GROUP).delete()
         EventType.objects.all().delete()
         AuditLog.objects.all().delete()
 
@@ -72,6 +84,26 @@ def test_each_demo_login_signs_in_with_its_printed_password_and_role(login):
             login.department_slug,
             login.role,
         )
+
+
+def test_crm_and_sales_see_personal_data_and_the_other_departments_do_not():
+    logins = User.objects.filter(username__in=[login.username for login in DEMO_LOGINS])
+
+    seeing = {user.username for user in logins if can_view_pii(user)}
+
+    assert seeing == {"crm", "sales", "admin"}
+    assert seeing == {login.username for login in DEMO_LOGINS if login.sees_personal_data}
+
+
+def test_ensuring_the_logins_puts_personal_data_access_back_as_printed():
+    group = Group.objects.get(name=PERSONAL_DATA_GROUP)
+    group.user_set.add(User.objects.get(username="analytics"))
+    group.user_set.remove(User.objects.get(username="crm"))
+
+    ensure_demo_logins()
+
+    assert can_view_pii(User.objects.get(username="crm"))
+    assert not can_view_pii(User.objects.get(username="analytics"))
 
 
 def test_most_customers_are_known_by_several_identifiers():
@@ -208,6 +240,18 @@ def test_another_seed_gives_other_people(demo_company):
     seed_demo(size="small", seed=7, now=demo_company)
 
     assert fingerprint()[0] != before[0]
+
+
+def test_seeding_recreates_the_experience_values_that_a_flush_removed(demo_company):
+    ExperienceValue.objects.all().delete()
+    demo_data_reset()
+
+    seed_demo(size="small", seed=42, now=demo_company)
+
+    assert list(ExperienceValue.objects.values_list("code", "position")) == [
+        (code, position) for position, code in enumerate(ExperienceValue.Code.values, start=1)
+    ]
+    assert not Touchpoint.objects.filter(experience_values=None).exists()
 
 
 def test_reset_refuses_customers_that_no_seeding_created():

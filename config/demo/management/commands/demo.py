@@ -45,14 +45,20 @@ class Command(BaseCommand):
         """The URL and the logins, as a table a developer can copy from."""
         host, _, port = addrport.rpartition(":")
         url = f"http://{host or '127.0.0.1'}:{port}/"
-        rows = [("username", "password", "department", "role")]
+        rows = [("username", "password", "department", "role", "personal data")]
         rows += [
-            (login.username, login.password, login.department_slug or "-", login.role or "admin")
+            (
+                login.username,
+                login.password,
+                login.department_slug or "-",
+                login.role or "admin",
+                "visible" if login.sees_personal_data else "masked",
+            )
             for login in DEMO_LOGINS
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
         lines = [
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows
         ]
         rule = "=" * max(len(line) for line in lines)
