@@ -23,7 +23,6 @@ from customers.models import (
     Consent,
     ConsentChange,
     Customer,
-    CustomerMetrics,
     Identity,
     ImportantDate,
     LifeEvent,
@@ -126,18 +125,6 @@ COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "error",
     ),
     SegmentMembership: ("id", "segment", "customer", "added_at"),
-    CustomerMetrics: (
-        "customer",
-        "identity_count",
-        "order_count",
-        "revenue_total",
-        "first_order_at",
-        "last_order_at",
-        "event_count",
-        "last_event_at",
-        "last_nps",
-        "updated_at",
-    ),
 }
 
 

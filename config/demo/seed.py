@@ -45,6 +45,7 @@ from config.demo.data import (
 from config.demo.simulate import CampaignPlan, Catalogue, CompanySimulator, DemoSize
 from config.org.models import AuditLog, Department, Membership, Role
 from config.org.services import audit_record, share_grant
+from customers.metrics import metrics_rebuild
 from customers.models import AttributeDefinition, Customer, CustomerMetrics, Segment
 from experience.models import EventType, ExperienceValue, Product, Survey, Touchpoint
 from journeys.models import (
@@ -257,6 +258,8 @@ def seed_demo(
         bar.update()
         writer.finish()
         bar.update()
+    with _stage("Customer metrics", plan.customers, progress, unit="customer") as bar:
+        metrics_rebuild(now=now, progress=lambda done, _total: bar.update(done - bar.n))
     return SeedResult(counts=writer.counts, seconds=time.monotonic() - started)
 
 

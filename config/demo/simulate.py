@@ -48,7 +48,6 @@ from customers.models import (
     Consent,
     ConsentChange,
     Customer,
-    CustomerMetrics,
     Identity,
     ImportantDate,
     LifecycleStage,
@@ -104,19 +103,11 @@ class Catalogue:
 
 @dataclass
 class _Stats:
-    """Running figures of one profile, becoming its CustomerMetrics row."""
+    """Running figures of one profile while its life story is generated."""
 
     created: int
-    order_count: int = 0
-    revenue: int = 0
     revenue_last_year: int = 0
-    first_order: int | None = None
-    last_order: int | None = None
-    event_count: int = 0
     last_event: int | None = None
-    last_nps: int | None = None
-    last_nps_at: int = 0
-    identities: int = 0
 
 
 @dataclass
@@ -202,7 +193,7 @@ class CompanySimulator:
         self.day_weight = [w / max(demand) for w in demand]
         self.online_hours = list(itertools.accumulate(ONLINE_HOURS))
         self.store_hours = list(itertools.accumulate(STORE_HOURS))
-        self.ids = {model: writer.ids(model) for model in COLUMNS if model is not CustomerMetrics}
+        self.ids = {model: writer.ids(model) for model in COLUMNS}
         self.rows: dict[type[Model], list[tuple]] = {model: [] for model in COLUMNS}
         self.event_ids = self.ids[Event]
         self.event_rows = self.rows[Event]
@@ -400,7 +391,6 @@ class CompanySimulator:
                 identities.append((web, "dmp", f"dmp-{rng.getrandbits(64):016x}", "dmp"))
         for customer_id, kind, value, source in identities:
             stats = person.stats[customer_id]
-            stats.identities += 1
             self._add(
                 Identity,
                 customer_id,
@@ -442,7 +432,6 @@ class CompanySimulator:
             )
         )
         stats = self._stats_of(customer_id)
-        stats.event_count += 1
         if stats.last_event is None or at > stats.last_event:
             stats.last_event = at
 
@@ -569,13 +558,8 @@ class CompanySimulator:
         self._order_events(order, lines, number, total)
         if status != "completed":
             return
-        stats = self._stats_of(customer_id)
-        stats.order_count += 1
-        stats.revenue += total
         if at > self.now - 365 * DAY:
-            stats.revenue_last_year += total
-        stats.first_order = min(stats.first_order or at, at)
-        stats.last_order = max(stats.last_order or at, at)
+            self._stats_of(customer_id).revenue_last_year += total
         if order.channel != "store" and self._chance(0.06):
             sku = self.cat.products[lines[0][0]][1]
             review_at = at + rng.randint(3, 10) * DAY
@@ -634,9 +618,6 @@ class CompanySimulator:
             comment,
             self.fmt.ts(answered),
         )
-        stats = self._stats_of(customer_id)
-        if answered >= stats.last_nps_at:
-            stats.last_nps, stats.last_nps_at = score, answered
 
     def _deliveries(self, person: _Person) -> list[_Order]:
         """Campaign sends with opens, clicks and conversions; returns the converted orders."""
@@ -806,7 +787,7 @@ class CompanySimulator:
         )
 
     def _customer_rows(self, person: _Person) -> None:
-        """Profile, identities and metrics of each of the person's profiles."""
+        """Profile and identities of each of the person's profiles (metrics come later)."""
         self._identity_rows(person)
         fmt = self.fmt
         for customer_id, stats in person.stats.items():
@@ -824,40 +805,13 @@ class CompanySimulator:
                     PREFECTURES[person.prefecture][0] if not person.anonymous else "",
                     person.city,
                     person.language,
-                    self._lifecycle(stats),
+                    LifecycleStage.PROSPECT,  # derived by metrics_rebuild afterwards
                     person.anonymous,
                     json.dumps(self._attributes(person, stats)),
                     fmt.ts(stats.created),
                     fmt.ts(max(stats.created, stats.last_event or 0)),
                 )
             )
-            self.rows[CustomerMetrics].append(
-                (
-                    customer_id,
-                    stats.identities,
-                    stats.order_count,
-                    stats.revenue,
-                    fmt.ts(stats.first_order),
-                    fmt.ts(stats.last_order),
-                    stats.event_count,
-                    fmt.ts(stats.last_event),
-                    stats.last_nps,
-                    fmt.ts(self.now),
-                )
-            )
-
-    def _lifecycle(self, stats: _Stats) -> str:
-        """Stage from completed orders, so segments on stage and on orders agree."""
-        if not stats.order_count:
-            return LifecycleStage.PROSPECT
-        idle_days = (self.now - stats.last_order) // DAY
-        if idle_days > 365:
-            return LifecycleStage.CHURNED
-        if idle_days > 180:
-            return LifecycleStage.DORMANT
-        if stats.order_count == 1:
-            return LifecycleStage.FIRST_PURCHASE
-        return LifecycleStage.REPEAT if stats.order_count < 5 else LifecycleStage.LOYAL
 
     def _attributes(self, person: _Person, stats: _Stats) -> dict:
         if person.anonymous:

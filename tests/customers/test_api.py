@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from config.org.models import AuditLog
 from config.org.services import share_grant
-from customers.models import Segment
+from customers.models import Customer, Identity, Segment
 from tests.factories import CustomerFactory, IdentityFactory, SegmentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +181,155 @@ def test_segment_list_query_count_does_not_grow_with_rows(
     SegmentFactory.create_batch(3, owner_department=crm)
     with django_assert_num_queries(5):
         assert len(client.get(url).json()["results"]) == 5
+
+
+# --- writes, identities, consents, lookup -----------------------------------------------
+
+
+def test_editor_creates_a_customer_and_gets_it_masked_without_view_pii(api, crm_editor):
+    api.force_authenticate(crm_editor)
+
+    response = api.post(
+        reverse("customer-list"),
+        {"family_name": "山田", "given_name": "花子", "birth_date": "1985-04-01"},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["family_name"] == "山***"
+    assert body["birth_date"] is None
+    customer = Customer.objects.get(pk=body["id"])
+    assert customer.family_name == "山田"
+    assert AuditLog.objects.filter(action="customer.create", actor=crm_editor).exists()
+
+
+def test_viewer_cannot_create_or_change_customers(api, crm_viewer):
+    customer = CustomerFactory()
+    api.force_authenticate(crm_viewer)
+
+    assert api.post(reverse("customer-list"), {"family_name": "x"}).status_code == 403
+    url = reverse("customer-detail", args=[customer.pk])
+    assert api.patch(url, {"family_name": "x"}, format="json").status_code == 403
+    consents = reverse("customer-consents", args=[customer.pk])
+    assert api.post(consents, {"channel": "email", "status": "granted"}).status_code == 403
+    assert api.get(consents).status_code == 200
+
+
+def test_patch_validates_through_the_service_naming_the_field(api, crm_editor):
+    customer = CustomerFactory(family_name="山田")
+    api.force_authenticate(crm_editor)
+    url = reverse("customer-detail", args=[customer.pk])
+
+    bad = api.patch(url, {"family_name_kana": "Yamada"}, format="json")
+    good = api.patch(url, {"family_name_kana": "ヤマダ", "city": "渋谷区"}, format="json")
+
+    assert bad.status_code == 400
+    assert "family_name_kana" in bad.json()
+    assert good.status_code == 200
+    customer.refresh_from_db()
+    assert (customer.family_name, customer.family_name_kana, customer.city) == (
+        "山田",
+        "ヤマダ",
+        "渋谷区",
+    )
+
+
+def test_another_departments_editor_changes_and_reads_customers_company_wide(api, sales_editor):
+    customer = CustomerFactory()
+    api.force_authenticate(sales_editor)
+
+    assert api.get(reverse("customer-detail", args=[customer.pk])).status_code == 200
+    response = api.patch(
+        reverse("customer-detail", args=[customer.pk]), {"city": "大阪市"}, format="json"
+    )
+    assert response.status_code == 200
+
+
+def test_identities_are_added_normalised_and_removed(api, crm_editor):
+    customer = CustomerFactory()
+    taken = IdentityFactory(kind="email", value="taken@example.jp")
+    api.force_authenticate(crm_editor)
+    url = reverse("customer-identities", args=[customer.pk])
+
+    added = api.post(url, {"kind": "phone", "value": "090-1234-5678"}, format="json")
+    clash = api.post(url, {"kind": "email", "value": "TAKEN@example.jp"}, format="json")
+    invalid = api.post(url, {"kind": "email", "value": "nope"}, format="json")
+
+    assert added.status_code == 201
+    assert added.json()["value"] == "+***"
+    identity = Identity.objects.get(customer=customer)
+    assert identity.value == "+819012345678"
+    assert clash.status_code == 400
+    assert f"#{taken.customer_id}" in str(clash.json())
+    assert invalid.json() == {"value": ["not a valid email address"]}
+    remove = reverse("customer-remove-identity", args=[customer.pk, identity.pk])
+    assert api.delete(remove).status_code == 204
+    assert not Identity.objects.filter(customer=customer).exists()
+    other = reverse("customer-remove-identity", args=[customer.pk, taken.pk])
+    assert api.delete(other).status_code == 404
+
+
+def test_consents_are_set_with_history(api, crm_editor):
+    customer = CustomerFactory()
+    api.force_authenticate(crm_editor)
+    url = reverse("customer-consents", args=[customer.pk])
+
+    api.post(url, {"channel": "email", "status": "granted", "source": "store"}, format="json")
+    response = api.post(url, {"channel": "email", "status": "withdrawn"}, format="json")
+    bad = api.post(url, {"channel": "fax", "status": "granted"}, format="json")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "withdrawn"
+    assert [(c["status"], c["source"], c["changed_by"]) for c in body["changes"]] == [
+        ("withdrawn", "api", "crm-editor"),
+        ("granted", "store", "crm-editor"),
+    ]
+    assert bad.status_code == 400
+    assert "channel" in bad.json()
+    listed = api.get(url).json()
+    assert [c["channel"] for c in listed] == ["email"]
+
+
+def test_lookup_by_any_identifier(api, crm_viewer):
+    identity = IdentityFactory(kind="phone", value="+819012345678", customer__family_name="山田")
+    api.force_authenticate(crm_viewer)
+    url = reverse("customer-lookup")
+
+    found = api.get(url, {"kind": "phone", "value": "090-1234-5678"})
+    missing = api.get(url, {"kind": "email", "value": "nobody@example.jp"})
+    invalid = api.get(url, {"kind": "email", "value": "nope"})
+    unknown_kind = api.get(url, {"kind": "fax", "value": "1"})
+
+    assert found.status_code == 200
+    assert found.json()["id"] == identity.customer_id
+    assert found.json()["family_name"] == "山***"
+    assert missing.status_code == 404
+    assert invalid.status_code == 400
+    assert unknown_kind.status_code == 400
+    assert not AuditLog.objects.filter(action="customer.view_pii").exists()
+
+
+def test_unmasked_lookup_is_audit_logged(api, crm_pii_viewer):
+    identity = IdentityFactory(
+        kind="email", value="hanako@example.jp", customer__family_name="山田"
+    )
+    api.force_authenticate(crm_pii_viewer)
+
+    body = api.get(
+        reverse("customer-lookup"), {"kind": "email", "value": "Hanako@Example.jp"}
+    ).json()
+
+    assert body["family_name"] == "山田"
+    entry = AuditLog.objects.get(action="customer.view_pii")
+    assert entry.detail == {"via": "api-lookup"}
+    assert entry.target_id == str(identity.customer_id)
+
+
+def test_users_without_membership_cannot_look_up(api):
+    api.force_authenticate(UserFactory())
+
+    response = api.get(reverse("customer-lookup"), {"kind": "email", "value": "a@example.jp"})
+
+    assert response.status_code == 403

@@ -1,12 +1,27 @@
-"""Reads of circle ①: headline figures, the customer list and who may see names."""
+"""Reads of circle ①: headline figures, search, the 360 header, masking and preference tokens."""
 
 from __future__ import annotations
+
+import time
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Permission
 
-from customers.selectors import can_view_pii, customer_headline, customer_list
-from tests.factories import CustomerFactory, IdentityFactory
+from config.org.services import share_grant
+from customers.models import Channel, ImportantDate, SegmentMembership
+from customers.selectors import (
+    PREFERENCE_MAX_AGE,
+    can_view_pii,
+    customer_for_preference_token,
+    customer_headline,
+    customer_list,
+    customer_merge_winner,
+    customer_profile,
+    mask_text,
+    preference_token,
+)
+from tests.factories import ConsentFactory, CustomerFactory, IdentityFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +105,182 @@ def test_personal_data_needs_the_view_pii_permission(crm_viewer, superuser):
     crm_viewer = type(crm_viewer).objects.get(pk=crm_viewer.pk)  # permissions are cached
 
     assert can_view_pii(crm_viewer)
+
+
+# --- search: names in kanji, kana and latin; identifiers for everyone ---------------------
+
+
+@pytest.fixture
+def people():
+    return {
+        "hanako": CustomerFactory(
+            family_name="渡辺",
+            given_name="花子",
+            family_name_kana="ワタナベ",
+            given_name_kana="ハナコ",
+        ),
+        "sophie": CustomerFactory(family_name="Brown", given_name="Sophie", language="en"),
+        "taro": CustomerFactory(family_name="佐藤", given_name="太郎"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("渡辺 花子", {"hanako"}),
+        ("花子 渡辺", {"hanako"}),
+        ("渡辺花子", {"hanako"}),
+        ("わたなべ", {"hanako"}),
+        ("ﾜﾀﾅﾍﾞ", {"hanako"}),
+        ("ワタナベ　ハナコ", {"hanako"}),
+        ("brown", {"sophie"}),
+        ("SOPHIE br", {"sophie"}),
+        ("ｂｒｏｗｎ", {"sophie"}),
+        ("rown", set()),
+    ],
+)
+def test_name_search_matches_name_starts_in_any_order_and_script(people, q, expected):
+    found = set(customer_list(q=q))
+
+    assert found == {people[key] for key in expected}
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored", "typed"),
+    [
+        ("email", "hanako@example.jp", "  Hanako@Example.JP "),
+        ("phone", "+819012345678", "090-1234-5678"),
+        ("phone", "+819012345678", "０９０ １２３４ ５６７８"),
+        ("pos", "HM0000314187", "HM0000314187"),
+        ("line", "U0006912c7891afa", "U0006912c7891afa"),
+    ],
+)
+def test_identifier_search_finds_the_exact_normalised_identifier(people, kind, stored, typed):
+    IdentityFactory(customer=people["taro"], kind=kind, value=stored)
+    IdentityFactory(customer=people["hanako"], kind=kind, value=stored + "0")
+
+    assert list(customer_list(q=typed, search_names=False)) == [people["taro"]]
+
+
+def test_identifier_search_does_not_match_part_of_an_identifier(people):
+    IdentityFactory(customer=people["taro"], kind="pos", value="HM0000314187")
+
+    assert list(customer_list(q="HM00003", search_names=False)) == []
+
+
+def test_without_name_search_a_name_finds_nobody(people):
+    assert list(customer_list(q="渡辺", search_names=False)) == []
+
+
+def test_search_finds_a_name_and_an_identifier_with_the_same_text(people):
+    IdentityFactory(customer=people["taro"], kind="line", value="brown")
+
+    assert set(customer_list(q="brown")) == {people["sophie"], people["taro"]}
+
+
+def test_list_filters_by_lifecycle_stage(people):
+    people["taro"].lifecycle_stage = "loyal"
+    people["taro"].save()
+
+    assert list(customer_list(stage="loyal")) == [people["taro"]]
+
+
+def test_mask_text_keeps_only_the_first_character():
+    assert mask_text("渡辺 花子") == "渡***"
+    assert mask_text("") == ""
+
+
+# --- the customer 360 header -------------------------------------------------------------
+
+
+def test_profile_masks_personal_data_without_view_pii(crm_viewer):
+    customer = CustomerFactory(
+        family_name="渡辺", given_name="花子", family_name_kana="ワタナベ", given_name_kana="ハナコ"
+    )
+    IdentityFactory(customer=customer, kind="email", value="hanako@example.jp")
+    ImportantDate.objects.create(customer=customer, kind="birthday", month=4, day=1)
+
+    profile = customer_profile(customer, user=crm_viewer)
+
+    assert not profile.show_pii
+    assert profile.name == "渡***"
+    assert profile.name_kana == "ワ***"
+    assert [row.value for row in profile.identifiers] == ["h***@example.jp"]
+    assert [row.date for row in profile.important_dates] == ["***"]
+
+
+def test_profile_shows_personal_data_with_view_pii(crm_pii_viewer):
+    customer = CustomerFactory(family_name="渡辺", given_name="花子")
+    IdentityFactory(customer=customer, kind="email", value="hanako@example.jp")
+    ImportantDate.objects.create(customer=customer, kind="birthday", month=4, day=1)
+
+    profile = customer_profile(customer, user=crm_pii_viewer)
+
+    assert profile.name == "渡辺 花子"
+    assert [row.value for row in profile.identifiers] == ["hanako@example.jp"]
+    assert [row.date for row in profile.important_dates] == ["04-01"]
+
+
+def test_profile_lists_only_segments_the_viewer_may_see(crm, sales, crm_viewer):
+    customer = CustomerFactory()
+    ours = SegmentFactory(owner_department=crm, name="Ours")
+    theirs = SegmentFactory(owner_department=sales, name="Theirs")
+    shared = SegmentFactory(owner_department=sales, name="Shared")
+    share_grant(obj=shared, department=crm, can_edit=False, by=None)
+    for segment in (ours, theirs, shared):
+        SegmentMembership.objects.create(segment=segment, customer=customer)
+    SegmentMembership.objects.create(
+        segment=SegmentFactory(owner_department=crm), customer=CustomerFactory()
+    )
+
+    profile = customer_profile(customer, user=crm_viewer)
+
+    assert [segment.name for segment in profile.segments] == ["Ours", "Shared"]
+
+
+def test_profile_gives_every_channel_its_consent_or_not_asked(crm_viewer):
+    customer = CustomerFactory()
+    ConsentFactory(customer=customer, channel="email", status="granted", source="pos")
+
+    rows = {row.channel: row for row in customer_profile(customer, user=crm_viewer).consents}
+
+    assert rows["email"].status == "granted"
+    assert rows["email"].source == "pos"
+    assert rows["sms"].status == ""
+    assert set(rows) == set(Channel.values)
+
+
+def test_merge_winner_follows_a_chain_of_merges():
+    winner = CustomerFactory()
+    middle = CustomerFactory(merged_into=winner)
+    loser = CustomerFactory(merged_into=middle)
+
+    assert customer_merge_winner(loser) == winner
+
+
+# --- preference-centre tokens ------------------------------------------------------------
+
+
+def test_preference_token_names_its_customer_and_survives_no_tampering():
+    customer = CustomerFactory()
+    token = preference_token(customer)
+
+    assert customer_for_preference_token(token) == customer
+    assert customer_for_preference_token(token[:-2] + "xx") is None
+    assert customer_for_preference_token("not-a-token") is None
+
+
+def test_preference_token_expires():
+    customer = CustomerFactory()
+    token = preference_token(customer)
+    later = time.time() + PREFERENCE_MAX_AGE.total_seconds() + 60
+
+    with mock.patch("time.time", return_value=later):
+        assert customer_for_preference_token(token) is None
+
+
+def test_preference_token_of_a_merged_profile_opens_the_winner():
+    winner = CustomerFactory()
+    loser = CustomerFactory(merged_into=winner)
+
+    assert customer_for_preference_token(preference_token(loser)) == winner
