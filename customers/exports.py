@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
@@ -155,3 +156,22 @@ def export_customers(
     if fmt == "csv":
         return filename, _csv_stream(rows)
     return filename, _xlsx_bytes(rows)
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def export_response(
+    queryset: QuerySet[Customer], *, fmt: str, user, description: str
+) -> HttpResponse:
+    """The export as a download: CSV streamed, XLSX whole; a bad format answers 400."""
+    try:
+        filename, content = export_customers(queryset, fmt=fmt, user=user, description=description)
+    except ExportError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    if fmt == "csv":
+        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    else:
+        response = HttpResponse(content, content_type=XLSX_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils.cache import patch_vary_headers
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.org.models import Department
 from config.org.selectors import get_visible_or_404
-from customers.exports import ExportError, export_customers
+from customers.exports import export_response
 from customers.forms import CustomerSearchForm
 from customers.imports import (
     ImportFileError,
@@ -224,31 +224,18 @@ def import_run(request, pk: int):
 @require_GET
 def customer_export(request):
     """The customer list, searched and filtered as on its page, as CSV or XLSX (PII masked)."""
-    fmt = request.GET.get("format", "csv")
     form = CustomerSearchForm(request.GET)
     if not form.is_valid():
         return HttpResponse(
             form.errors.as_text(), status=400, content_type="text/plain; charset=utf-8"
         )
     filters = {key: value for key, value in form.cleaned_data.items() if value}
-    try:
-        filename, content = export_customers(
-            form.customers(request.user),
-            fmt=fmt,
-            user=request.user,
-            description=f"customer list {filters}" if filters else "customer list",
-        )
-    except ExportError as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    if fmt == "csv":
-        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
-    else:
-        response = HttpResponse(
-            content,
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return export_response(
+        form.customers(request.user),
+        fmt=request.GET.get("format", "csv"),
+        user=request.user,
+        description=f"customer list {filters}" if filters else "customer list",
+    )
 
 
 urlpatterns = [

@@ -21,7 +21,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import path
@@ -31,7 +31,7 @@ from django.views.decorators.http import require_POST
 
 from config.org.models import Department
 from config.org.selectors import get_visible_or_404
-from customers.exports import ExportError, export_customers
+from customers.exports import export_response
 from customers.models import AttributeDefinition, Customer, Segment, SegmentMembership
 from customers.segments import (
     SegmentInUse,
@@ -485,25 +485,15 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def segment_export(request: HttpRequest, pk: int) -> HttpResponse:
     """The segment's computed members as CSV or XLSX (masked without ``view_pii``, audited)."""
     segment = get_visible_or_404(Segment.objects, request.user, pk=pk)
-    fmt = request.GET.get("format", "csv")
     members = Customer.objects.filter(
         pk__in=SegmentMembership.objects.filter(segment=segment).values("customer_id")
     ).order_by("pk")
-    try:
-        filename, content = export_customers(
-            members, fmt=fmt, user=request.user, description=f"segment #{segment.pk} {segment.name}"
-        )
-    except ExportError as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    if fmt == "csv":
-        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
-    else:
-        response = HttpResponse(
-            content,
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return export_response(
+        members,
+        fmt=request.GET.get("format", "csv"),
+        user=request.user,
+        description=f"segment #{segment.pk} {segment.name}",
+    )
 
 
 @require_POST
