@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import translation
 
 from config.org.models import Department, Role
 from tests.factories import DepartmentFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each test starts in English: a request in Japanese leaves the thread in Japanese."""
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture
