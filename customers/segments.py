@@ -41,21 +41,35 @@ JSON keys and NULL metrics make the condition false, never unknown), so AND/OR/N
 as in set algebra. ``ne`` on an attribute means ``not eq`` and so includes customers
 without the attribute; ``older_than_days`` needs the date to be set (a customer who never
 ordered is not "last ordered more than 90 days ago"; write ``not within_days`` for that).
+
+Freshness of membership
+=======================
+Membership is materialised in ``SegmentMembership``. ``Segment.computed_at`` is when the
+rules were last evaluated over every customer (``segment_refresh``). Dynamic segments are
+also kept current *between* full computations: when a customer's data changes, the caller
+runs ``customers.services.customers_derived_refresh``, whose ``segment_membership_sync``
+applies that customer's entries and exits at once and moves ``member_count`` with them. So
+``member_count`` and the members are live; only rules on elapsed time wait for the next
+full computation, which ``segments_refresh_stale`` does every 15 minutes for segments last
+computed over an hour ago.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
+import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.deletion import ProtectedError
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext
@@ -75,6 +89,8 @@ from customers.models import (
     Segment,
     SegmentMembership,
 )
+
+logger = logging.getLogger(__name__)
 
 MAX_DEPTH = 6
 MAX_NODES = 60
@@ -919,6 +935,205 @@ def _insert_new_members(segment: Segment, matching: QuerySet, now: dt.datetime) 
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [segment.pk, now, *select_params, segment.pk])
+
+
+# --------------------------------------------------------------------------------------------
+# Keeping membership current as data arrives
+# --------------------------------------------------------------------------------------------
+#
+# ``computed_at`` is the time of the last *full* computation (``segment_refresh``). Between
+# full computations the membership of a dynamic segment is kept current customer by
+# customer: whenever a customer's data changes (consent, profile, identifiers, a merge,
+# imported rows, new orders or events through the metrics rebuild), the caller runs
+# ``customers.services.customers_derived_refresh`` for them, which re-evaluates every
+# dynamic segment restricted to those customers (``segment_membership_sync``) and adjusts
+# ``member_count`` by the entries and exits. So ``member_count`` is always the live count,
+# while ``computed_at`` only says when the rules were last evaluated over everyone.
+# Conditions on elapsed time ("no order in 90 days") change without new data; they are
+# caught by ``segments_refresh_stale``, run every 15 minutes by django-q2
+# (``customers.tasks.ensure_segment_schedules``).
+
+SYNC_CHUNK = 5_000
+
+
+def segments_in_dependency_order(segments: Iterable[Segment]) -> list[Segment]:
+    """The segments ordered so that each follows the segments its rules refer to.
+
+    Only references among the given segments count; otherwise the order is by id. A cycle
+    (refused by validation, so only possible in hand-edited data) is broken by id order.
+    """
+    by_pk = {segment.pk: segment for segment in segments}
+    waiting: dict[int, set[int]] = {
+        pk: {ref for ref in referenced_segment_ids(s.rules) if ref in by_pk and ref != pk}
+        for pk, s in by_pk.items()
+    }
+    dependents: dict[int, list[int]] = {pk: [] for pk in by_pk}
+    for pk, refs in waiting.items():
+        for ref in refs:
+            dependents[ref].append(pk)
+    ready = [pk for pk, refs in waiting.items() if not refs]
+    heapq.heapify(ready)
+    ordered: list[int] = []
+    while ready:
+        pk = heapq.heappop(ready)
+        ordered.append(pk)
+        for dependent in dependents[pk]:
+            waiting[dependent].discard(pk)
+            if not waiting[dependent]:
+                heapq.heappush(ready, dependent)
+    done = set(ordered)
+    ordered.extend(sorted(pk for pk in by_pk if pk not in done))
+    return [by_pk[pk] for pk in ordered]
+
+
+def _id_chunks(ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), SYNC_CHUNK):
+        yield ids[start : start + SYNC_CHUNK]
+
+
+def segment_membership_sync(
+    *, customer_ids: Collection[int], recount: bool = False
+) -> dict[int, tuple[int, int]]:
+    """Bring these customers' membership of every dynamic segment up to date.
+
+    For each dynamic segment that has been computed at least once (one never computed
+    awaits its full computation), in dependency order (a segment after the segments it
+    refers to), the rules are evaluated for these customers only: one ``INSERT … SELECT``
+    adds those who now match and one ``DELETE`` removes those who no longer do, per chunk
+    of ``SYNC_CHUNK`` ids; ``member_count`` moves by the difference. Static segments are
+    left alone, and ``computed_at`` keeps meaning "last full computation". Merged-away
+    profiles match no rule, so they leave every dynamic segment.
+
+    A merge moves or deletes membership rows itself, so when the batch holds a merged-away
+    customer (or with ``recount``, after a merge is undone) the member counts of the
+    segments these customers belong to are recounted exactly afterwards.
+
+    Returns ``{segment id: (joined, left)}`` for every dynamic segment evaluated.
+    """
+    ids = sorted({int(pk) for pk in customer_ids})
+    if not ids:
+        return {}
+    now = timezone.now()
+    segments = Segment.objects.filter(kind=Segment.Kind.DYNAMIC, computed_at__isnull=False).only(
+        "pk", "rules"
+    )
+    cache: dict = {}
+    result: dict[int, tuple[int, int]] = {}
+    for segment in segments_in_dependency_order(segments):
+        outcome = _sync_segment(segment.pk, ids, now, cache)
+        if outcome is not None:
+            result[segment.pk] = outcome
+    if recount or any(
+        Customer.objects.filter(pk__in=chunk, merged_into__isnull=False).exists()
+        for chunk in _id_chunks(ids)
+    ):
+        _recount_segments_of(ids)
+    return result
+
+
+@transaction.atomic
+def _sync_segment(
+    segment_id: int, ids: list[int], now: dt.datetime, cache: dict
+) -> tuple[int, int] | None:
+    # The row lock serialises this with a full refresh (and another sync) of the segment.
+    segment = (
+        Segment.objects.select_for_update()
+        .filter(pk=segment_id, kind=Segment.Kind.DYNAMIC, computed_at__isnull=False)
+        .only("pk", "rules")
+        .first()
+    )
+    if segment is None:  # deleted, made static or reset meanwhile
+        return None
+    try:
+        tree = _normalise(segment.rules or {}, "rules", 1, [0], ValidationContext(cache=cache))
+    except SegmentRuleError as exc:
+        logger.warning("segment #%s skipped by the membership sync: %s", segment_id, exc)
+        return None
+    condition = _compile(tree, CompileContext(now=now, cache=cache))
+    table = connection.ops.quote_name(SegmentMembership._meta.db_table)
+    added_at = connection.ops.adapt_datetimefield_value(now)
+    joined = left = 0
+    for chunk in _id_chunks(ids):
+        matching = Customer.objects.filter(merged_into__isnull=True, pk__in=chunk).filter(condition)
+        left += (
+            SegmentMembership.objects.filter(segment_id=segment_id, customer_id__in=chunk)
+            .exclude(customer_id__in=matching.order_by().values("pk"))
+            .delete()[0]
+        )
+        select_sql, select_params = (
+            matching.order_by()
+            .values(member_id=F("pk"))
+            .query.get_compiler(connection=connection)
+            .as_sql()
+        )
+        sql = (
+            f"INSERT INTO {table} (segment_id, customer_id, added_at) "
+            f"SELECT %s, matching.member_id, %s FROM ({select_sql}) matching "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} existing "
+            f"WHERE existing.segment_id = %s AND existing.customer_id = matching.member_id) "
+            f"ON CONFLICT (segment_id, customer_id) DO NOTHING"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [segment_id, added_at, *select_params, segment_id])
+            joined += max(cursor.rowcount, 0)
+    if joined or left:
+        Segment.objects.filter(pk=segment_id).update(
+            member_count=Greatest(Coalesce(F("member_count"), 0) + (joined - left), 0)
+        )
+    return joined, left
+
+
+def _recount_segments_of(ids: list[int]) -> None:
+    """Exact member counts of the computed segments (any kind) these customers belong to."""
+    segment_ids: set[int] = set()
+    for chunk in _id_chunks(ids):
+        segment_ids.update(
+            SegmentMembership.objects.filter(customer_id__in=chunk)
+            .values_list("segment_id", flat=True)
+            .distinct()
+        )
+    if not segment_ids:
+        return
+    count = (
+        SegmentMembership.objects.filter(segment=OuterRef("pk"))
+        .order_by()
+        .values("segment")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    with transaction.atomic():
+        locked = list(
+            Segment.objects.select_for_update()
+            .filter(pk__in=segment_ids, computed_at__isnull=False)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Segment.objects.filter(pk__in=locked).update(
+            member_count=Coalesce(Subquery(count, output_field=IntegerField()), 0)
+        )
+
+
+def segments_refresh_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=60)) -> list[int]:
+    """Fully recompute every dynamic segment last computed before ``older_than`` ago.
+
+    Rules on elapsed time ("no order in 90 days", "an event within 30 days") change as time
+    passes without any new data, which the live sync cannot see; this catches them up.
+    Segments never computed are included. Segments are refreshed in dependency order; one
+    whose stored rules no longer validate is logged and skipped. Returns the refreshed ids.
+    """
+    cutoff = timezone.now() - older_than
+    stale = Segment.objects.filter(kind=Segment.Kind.DYNAMIC).filter(
+        Q(computed_at__isnull=True) | Q(computed_at__lt=cutoff)
+    )
+    refreshed = []
+    for segment in segments_in_dependency_order(stale.only("pk", "rules")):
+        try:
+            segment_refresh(segment=segment)
+        except SegmentRuleError as exc:
+            logger.warning("segment #%s not refreshed: %s", segment.pk, exc)
+            continue
+        refreshed.append(segment.pk)
+    return refreshed
 
 
 def segment_refresh_task(segment_id: int) -> int | None:

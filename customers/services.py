@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from decimal import Decimal, InvalidOperation
 
 from django.core import serializers
@@ -33,8 +33,39 @@ from customers.models import (
     Identity,
     ImportantDate,
 )
+from customers.segments import segment_membership_sync
 
 ID_CHUNK = 5_000
+
+
+# --- derived data -----------------------------------------------------------------------
+
+
+def customers_derived_refresh(*, customer_ids: Collection[int], recount: bool = False) -> None:
+    """The one call for "these customers' data changed": derived data follows at once.
+
+    Rebuilds their ``CustomerMetrics`` (and lifecycle stage), then applies their entries
+    into and exits from every dynamic segment (``segment_membership_sync``), so campaigns
+    that trigger on a segment see the change without waiting for a full computation.
+    ``recount`` re-reads the member counts of their segments exactly (after a merge undo,
+    which restores membership rows behind the counts' back).
+    """
+    ids = sorted({int(pk) for pk in customer_ids})
+    if not ids:
+        return
+    metrics_rebuild(customer_ids=ids)
+    segment_membership_sync(customer_ids=ids, recount=recount)
+
+
+def customers_derived_refresh_on_commit(
+    customer_ids: Collection[int], *, recount: bool = False
+) -> None:
+    """Queue ``customers_derived_refresh`` as a django-q2 task after the transaction commits."""
+    from customers.tasks import queue_task
+
+    ids = sorted({int(pk) for pk in customer_ids})
+    if ids:
+        queue_task("customers.tasks.refresh_customers_derived", ids, recount=recount)
 
 
 # --- who may do what --------------------------------------------------------------------
@@ -228,6 +259,7 @@ def customer_update(*, customer: Customer, by, **fields) -> Customer:
         audit_record(
             actor=by, action="customer.update", target=customer, detail={"fields": sorted(changed)}
         )
+        customers_derived_refresh_on_commit([customer.pk])
     return customer
 
 
@@ -265,7 +297,7 @@ def identity_add(*, customer: Customer, kind: str, value: str, source: str, by) 
         target=customer,
         detail={"kind": kind, "value": mask_identifier(kind, value)},
     )
-    metrics_rebuild(customer_ids=[customer.pk])
+    customers_derived_refresh_on_commit([customer.pk])
     return identity
 
 
@@ -280,7 +312,7 @@ def identity_remove(*, identity: Identity, by) -> None:
         target=customer,
         detail={"kind": identity.kind, "value": mask_identifier(identity.kind, identity.value)},
     )
-    metrics_rebuild(customer_ids=[customer.pk])
+    customers_derived_refresh_on_commit([customer.pk])
 
 
 # --- consent and dates ------------------------------------------------------------------
@@ -331,6 +363,7 @@ def consent_set(
         changed_by=by if getattr(by, "is_authenticated", False) else None,
         changed_at=at,
     )
+    customers_derived_refresh_on_commit([customer.pk])
     return consent
 
 
@@ -392,6 +425,7 @@ def important_date_set(
     )
     if by is not None:
         audit_record(actor=by, action="customer.important_date_set", target=customer)
+    customers_derived_refresh_on_commit([customer.pk])
     return important
 
 
@@ -457,6 +491,11 @@ def customers_merge(
     the merge record. For consent the newest decision per channel wins and the loser's
     history joins the winner's. Blank profile fields of the winner are filled from the
     loser. ``moved`` records everything so :func:`customer_merge_undo` can put it back.
+
+    Derived data (metrics, live segment membership) of both profiles is refreshed in the
+    same transaction through :func:`customers_derived_refresh`; a caller merging many
+    profiles in one batch passes ``refresh_metrics=False`` and refreshes the winners and
+    losers once itself.
     """
     if winner.pk == loser.pk:
         raise ValidationError("a profile cannot be merged into itself")
@@ -529,7 +568,9 @@ def customers_merge(
     )
     CustomerMetrics.objects.filter(customer=loser).delete()
     if refresh_metrics:
-        metrics_rebuild(customer_ids=[winner.pk])
+        # In the merge's transaction, so the winner's 360 and segments are right at once;
+        # the merged-away loser leaves every dynamic segment.
+        customers_derived_refresh(customer_ids=[winner.pk, loser.pk])
     return merge
 
 
@@ -641,7 +682,7 @@ def customer_merge_undo(*, merge: CustomerMerge, by) -> CustomerMerge:
         target=winner,
         detail={"merge": merge.pk, "loser": loser.pk},
     )
-    metrics_rebuild(customer_ids=[winner.pk, loser.pk])
+    customers_derived_refresh(customer_ids=[winner.pk, loser.pk], recount=True)
     return merge
 
 
@@ -655,3 +696,4 @@ def important_date_remove(*, important_date: ImportantDate, by=None) -> None:
         detail={"kind": important_date.kind, "self_declared": important_date.self_declared},
     )
     important_date.delete()
+    customers_derived_refresh_on_commit([important_date.customer_id])

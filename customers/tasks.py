@@ -19,3 +19,69 @@ def run_import(job_id: int) -> str | None:
     """Import a validated file, one chunk at a time, queueing a continuation when needed."""
     job = import_job_run(job_id=job_id)
     return job.status if job else None
+
+
+# --- queueing and derived data (live segment membership) --------------------------------
+
+STALE_SEGMENTS_SCHEDULE = "customers: refresh stale segments"
+STALE_SEGMENTS_EVERY_MINUTES = 15
+
+
+def queue_task(func_path: str, *args, task_name: str | None = None, **kwargs) -> None:
+    """Queue a django-q2 task once the current transaction commits.
+
+    It runs inline when ``Q_CLUSTER["sync"]`` is set (tests, single-process demos), and a
+    rolled-back transaction queues nothing.
+    """
+    from django.conf import settings
+    from django.db import transaction
+    from django_q.tasks import async_task
+
+    sync = bool(settings.Q_CLUSTER.get("sync", False))
+    options = {"sync": sync}
+    if task_name:
+        options["task_name"] = task_name
+    transaction.on_commit(lambda: async_task(func_path, *args, **options, **kwargs))
+
+
+def refresh_customers_derived(customer_ids: list[int], recount: bool = False) -> int:
+    """Metrics and live segment membership of customers whose data changed."""
+    from customers.services import customers_derived_refresh
+
+    customers_derived_refresh(customer_ids=customer_ids, recount=recount)
+    return len(customer_ids)
+
+
+def refresh_stale_segments(older_than_minutes: int = 60) -> list[int]:
+    """Fully recompute the dynamic segments computed longer ago than that (time rules)."""
+    import datetime as dt
+
+    from customers.segments import segments_refresh_stale
+
+    return segments_refresh_stale(older_than=dt.timedelta(minutes=older_than_minutes))
+
+
+def ensure_segment_schedules() -> bool:
+    """Create (or correct) the django-q2 schedule of ``refresh_stale_segments``; idempotent.
+
+    Returns True when a schedule row was created or changed.
+    """
+    from django_q.models import Schedule
+
+    wanted = {
+        "func": "customers.tasks.refresh_stale_segments",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": STALE_SEGMENTS_EVERY_MINUTES,
+        "repeats": -1,
+    }
+    schedule, created = Schedule.objects.get_or_create(
+        name=STALE_SEGMENTS_SCHEDULE, defaults=wanted
+    )
+    if created:
+        return True
+    changed = [name for name, value in wanted.items() if getattr(schedule, name) != value]
+    for name in changed:
+        setattr(schedule, name, wanted[name])
+    if changed:
+        schedule.save(update_fields=changed)
+    return bool(changed)

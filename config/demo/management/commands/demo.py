@@ -9,6 +9,7 @@ from django.db import connection
 from config.demo.seed import DEMO_LOGINS, SIZES, ensure_demo_logins, seed_demo
 from config.demo.stack import run_stack
 from customers.models import Customer
+from customers.tasks import ensure_segment_schedules
 
 
 class Command(BaseCommand):
@@ -33,6 +34,7 @@ class Command(BaseCommand):
             result = seed_demo(size=size, progress=verbosity > 0)
             self.stdout.write(f"Seeded in {result.seconds:.0f} s.")
         ensure_demo_logins()
+        ensure_segment_schedules()
         self.stdout.write(self._banner(addrport))
         if setup_only:
             return
