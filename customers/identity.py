@@ -13,21 +13,29 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from customers.imports import db_value, insert_returning, insert_rows
 from customers.models import Customer, CustomerMerge, Identity
 
 MAX_VALUE_LENGTH = 255
 LOOKUP_CHUNK = 10_000
 _PHONE_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015\u2212\u30fc\uff70().]")
 _DIGITS = re.compile(r"\d+")
+_PLAIN_EMAIL = re.compile(
+    r"[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    r"[a-z0-9-]{2,63}(?<!-)",
+    re.ASCII,
+)
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}", re.ASCII)
 KINDS = frozenset(Identity.Kind.values)
 
 
@@ -59,6 +67,13 @@ def normalize_identifier(kind: str, value: str) -> str:
 
 
 def _normalize_email(value: str) -> str:
+    if value.isascii():
+        # Fast path (an import normalises each address up to three times): a plain ASCII
+        # address that this strict subset of Django's EmailValidator accepts comes out of
+        # the full path below unchanged but lower-cased.
+        email = value.lower()
+        if len(email) <= MAX_VALUE_LENGTH and _PLAIN_EMAIL.fullmatch(email):
+            return email
     # NFKC folds full-width input (ｈａｎａｋｏ＠ｅｘａｍｐｌｅ．ｊｐ), common from Japanese forms.
     value = unicodedata.normalize("NFKC", value).strip()
     local, at, domain = value.rpartition("@")
@@ -79,6 +94,8 @@ def _normalize_email(value: str) -> str:
 
 
 def _normalize_phone(value: str) -> str:
+    if _E164.fullmatch(value):  # already normalised: the result of the full path below
+        return value
     value = _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", value))
     international = value.startswith("+")
     digits = value[1:] if international else value
@@ -149,32 +166,50 @@ class _UnionFind:
 class _Known:
     identity_id: int
     customer_id: int
-    created_at: object
 
 
 def _lookup(keys: set[Key]) -> dict[Key, _Known]:
-    """Existing identities of the batch: one query per ``LOOKUP_CHUNK`` identifiers."""
+    """Existing identities of the batch: one query per ``LOOKUP_CHUNK`` identifiers.
+
+    Raw SQL: Django's compilation of ``value IN (…)`` with 10k parameters cost more than
+    running the query.
+    """
     by_kind: dict[str, list[str]] = {}
     for kind, value in keys:
         by_kind.setdefault(kind, []).append(value)
     found: dict[Key, _Known] = {}
     pending = list(by_kind.items())
+    connection = connections[router.db_for_read(Identity)]
+    quote = connection.ops.quote_name
+    identity = quote(Identity._meta.db_table)
+    customer = quote(Customer._meta.db_table)
+    select = (
+        f"SELECT i.{quote('id')}, i.{quote('kind')}, i.{quote('value')}, "
+        f"i.{quote('customer_id')}, c.{quote('merged_into_id')} "
+        f"FROM {identity} i INNER JOIN {customer} c ON c.{quote('id')} = i.{quote('customer_id')} "
+        "WHERE "
+    )
     while pending:
-        condition = Q()
+        conditions: list[str] = []
+        params: list[str] = []
         budget = LOOKUP_CHUNK
         while pending and budget:
             kind, values = pending.pop()
             take, rest = values[:budget], values[budget:]
             if rest:
                 pending.append((kind, rest))
-            condition |= Q(kind=kind, value__in=take)
+            conditions.append(
+                f"(i.{quote('kind')} = %s AND i.{quote('value')} IN "
+                f"({', '.join(['%s'] * len(take))}))"
+            )
+            params += [kind, *take]
             budget -= len(take)
-        rows = Identity.objects.filter(condition).values_list(
-            "pk", "kind", "value", "customer_id", "customer__merged_into_id", "customer__created_at"
-        )
-        for pk, kind, value, customer_id, merged_into_id, created_at in rows:
+        with connection.cursor() as cursor:
+            cursor.execute(select + " OR ".join(conditions), params)
+            rows = cursor.fetchall()
+        for pk, kind, value, customer_id, merged_into_id in rows:
             # Identities move with a merge, so a merged owner only shows up mid-undo.
-            found[(kind, value)] = _Known(pk, merged_into_id or customer_id, created_at)
+            found[(kind, value)] = _Known(pk, merged_into_id or customer_id)
     return found
 
 
@@ -201,8 +236,7 @@ def resolve_customers(*, people: Sequence[Mapping[str, str]], source: str, by=No
 
 
 def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
-    from customers.metrics import metrics_rebuild
-    from customers.services import customers_merge
+    from customers.services import customers_derived_refresh, customers_merge
 
     known = _lookup({key for keys in items for key in keys})
     links = _UnionFind()
@@ -219,7 +253,7 @@ def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
 
     winner_of: dict[object, int] = {}
     new_components: list[object] = []
-    merged_winners: set[int] = set()
+    merged: set[int] = set()  # winners and losers: their metrics and segments change
     for root, indexes in components.items():
         # Which existing profiles this group of items touches, and through which identifier.
         touched: dict[int, tuple[Key, _Known]] = {}
@@ -230,7 +264,10 @@ def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
         if not touched:
             new_components.append(root)
             continue
-        ordered = sorted(touched.items(), key=lambda kv: (kv[1][1].created_at, kv[0]))
+        created = {}
+        if len(touched) > 1:  # a merge: the oldest profile wins
+            created = dict(Customer.objects.filter(pk__in=touched).values_list("pk", "created_at"))
+        ordered = sorted(touched.items(), key=lambda kv: (created.get(kv[0], 0), kv[0]))
         winner_id, (winner_key, _w) = ordered[0]
         winner_of[root] = winner_id
         if len(ordered) > 1:
@@ -248,43 +285,40 @@ def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
                     reason=reason[:200],
                     refresh_metrics=False,
                 )
-            merged_winners.add(winner_id)
+                merged.add(loser_id)
+            merged.add(winner_id)
 
     if new_components:
-        created = Customer.objects.bulk_create(
-            [
-                Customer(
-                    is_anonymous=all(
-                        kind == Identity.Kind.COOKIE
-                        for index in components[root]
-                        for kind, _value in items[index]
-                    )
-                )
-                for root in new_components
-            ]
-        )
-        for root, customer in zip(new_components, created, strict=True):
-            winner_of[root] = customer.pk
+        flags = [
+            all(
+                kind == Identity.Kind.COOKIE
+                for index in components[root]
+                for kind, _value in items[index]
+            )
+            for root in new_components
+        ]
+        for root, customer_id in zip(new_components, _create_customers(flags), strict=True):
+            winner_of[root] = customer_id
 
     now = timezone.now()
     new_roots = set(new_components)
-    new_identities: dict[Key, Identity] = {}
+    new_identities: dict[Key, int] = {}
     newly_known_people: set[int] = set()
     for root, indexes in components.items():
         customer_id = winner_of[root]
         for index in indexes:
             for key in items[index]:
                 if key not in known and key not in new_identities:
-                    new_identities[key] = Identity(
-                        customer_id=customer_id,
-                        kind=key[0],
-                        value=key[1],
-                        source=source,
-                        last_seen_at=now,
-                    )
+                    new_identities[key] = customer_id
                     if key[0] != Identity.Kind.COOKIE and root not in new_roots:
                         newly_known_people.add(customer_id)
-    Identity.objects.bulk_create(new_identities.values(), batch_size=2_000)
+    stamp = db_value(Identity, "last_seen_at", now)
+    insert_rows(
+        Identity,
+        ["customer", "kind", "value"],
+        [(customer_id, kind, value) for (kind, value), customer_id in new_identities.items()],
+        constants={"source": source, "first_seen_at": stamp, "last_seen_at": stamp},
+    )
     seen = [entry.identity_id for entry in known.values()]
     for start in range(0, len(seen), LOOKUP_CHUNK):
         Identity.objects.filter(pk__in=seen[start : start + LOOKUP_CHUNK]).update(last_seen_at=now)
@@ -295,9 +329,44 @@ def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
             Customer.objects.filter(
                 pk__in=ids[start : start + LOOKUP_CHUNK], is_anonymous=True
             ).update(is_anonymous=False)
-    if merged_winners:
-        metrics_rebuild(customer_ids=merged_winners)
+    if merged:
+        # Losers included: leaving their segments is what triggers the exact recount.
+        customers_derived_refresh(customer_ids=merged)
     return [winner_of[links.find(("item", index))] for index in range(len(items))]
+
+
+def _create_customers(anonymous: list[bool]) -> list[int]:
+    """Insert one default profile per flag (``is_anonymous``); their ids, in order.
+
+    Raw multi-row inserts (see ``customers.imports.insert_returning``) instead of
+    ``bulk_create``, whose per-object Python work cost more than the database at 10k rows.
+    Every column gets its model default; each row a fresh ``uuid``, by which ids are matched.
+    """
+    now = timezone.now()
+    constants: dict[str, object] = {}
+    for item in Customer._meta.concrete_fields:
+        if item.primary_key or item.name in {"uuid", "is_anonymous"}:
+            continue
+        if getattr(item, "auto_now", False) or getattr(item, "auto_now_add", False):
+            value = now
+        elif not item.has_default() and item.has_db_default():
+            continue
+        else:
+            value = item.get_default()
+        constants[item.name] = db_value(Customer, item.name, value)
+    native_uuid = connections[router.db_for_write(Customer)].features.has_native_uuid_field
+    uuids = [uuid.uuid4() if native_uuid else uuid.uuid4().hex for _flag in anonymous]
+    returned = {
+        key: pk
+        for pk, key in insert_returning(
+            Customer,
+            ["uuid", "is_anonymous"],
+            list(zip(uuids, anonymous, strict=True)),
+            returning=["id", "uuid"],
+            constants=constants,
+        )
+    }
+    return [returned[key] for key in uuids]
 
 
 # --- merge candidates -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import connections, router
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext as _t
@@ -26,9 +27,12 @@ from customers.imports import (
     ImportField,
     Record,
     RowError,
-    bulk_set,
-    import_rebuild_metrics,
+    db_value,
+    import_refresh_derived,
+    insert_returning,
+    insert_rows,
     register_importer,
+    update_rows,
 )
 from customers.models import (
     AttributeDefinition,
@@ -183,11 +187,14 @@ DATE_PATTERNS = (
 )
 POSTAL_CODE = re.compile(r"^(\d{3})-?(\d{4})$")
 ATTRIBUTE_PREFIX = "attr:"
+#: Profile fields whose values need converting for the database driver (dates, JSON).
+CONVERTED_FIELDS = frozenset({"birth_date", "attributes"})
 
 
 def parse_date(text: str) -> dt.date:
     """ISO, 1990/01/02, 19900102 or 1990年1月2日; raises ValueError with a reason."""
-    folded = unicodedata.normalize("NFKC", text).strip()
+    # ASCII text is its own NFKC form: skip the normalisation for the common case.
+    folded = text.strip() if text.isascii() else unicodedata.normalize("NFKC", text).strip()
     for pattern in DATE_PATTERNS:
         if match := pattern.match(folded):
             year, month, day = (int(part) for part in match.groups())
@@ -218,6 +225,7 @@ class CustomerImporter(Importer):
         self.attributes = {
             definition.key: definition for definition in AttributeDefinition.objects.all()
         }
+        self.today = timezone.localdate()
 
     def fields(self) -> list[ImportField]:
         items = [
@@ -276,6 +284,13 @@ class CustomerImporter(Importer):
             for key, raw in values.items():
                 if not raw or key in IDENTIFIER_FIELDS:
                     continue
+                limit = MAX_LENGTH.get(key)
+                if limit is not None and key != "postal_code":
+                    # Plain text fields (names, city…): the hot path of a big member list.
+                    text = raw.strip()
+                    if len(text) <= limit:
+                        profile[key] = text
+                        continue
                 try:
                     if key.startswith("consent_"):
                         consents[key.removeprefix("consent_")] = (
@@ -306,7 +321,7 @@ class CustomerImporter(Importer):
             }
         if key == "birth_date":
             date = parse_date(raw)
-            if date > timezone.localdate():
+            if date > self.today:
                 raise ValueError(_t("a birth date in the future"))
             if date.year < 1900:
                 raise ValueError(_t("a birth date before 1900"))
@@ -358,95 +373,129 @@ class CustomerImporter(Importer):
         return raw
 
     def write(self, records: list[Record], *, job, by) -> dict[str, int]:
+        """Resolve the chunk's people, then apply profile fields and consents set-based.
+
+        Only the profiles that existed before the chunk are read back (the new ones hold
+        their model defaults); changed profiles are saved with one prepared ``UPDATE`` run
+        for every row, new consents and their history with multi-row inserts.
+        """
         from customers.identity import resolve_customers
 
         newest_before = Customer.objects.aggregate(newest=Max("pk"))["newest"] or 0
         ids = resolve_customers(
             people=[record.data["identifiers"] for record in records], source=job.source, by=by
         )
-        customers = Customer.objects.in_bulk(set(ids))
+        fields: set[str] = set()
+        for record in records:
+            fields.update(record.data["profile"])
+            if record.data["attributes"]:
+                fields.add("attributes")
+        existing_ids = {customer_id for customer_id in ids if customer_id <= newest_before}
+        state: dict[int, dict[str, Any]] = {}
+        if fields and existing_ids:
+            for row in Customer.objects.filter(pk__in=existing_ids).values("pk", *fields):
+                state[row.pop("pk")] = row
+        defaults = {name: Customer._meta.get_field(name).get_default() for name in fields}
         changed_fields: set[str] = set()
-        changed: dict[int, Customer] = {}
+        changed: set[int] = set()
         desired_consents: dict[tuple[int, str], str] = {}
         for record, customer_id in zip(records, ids, strict=True):
-            customer = customers[customer_id]
-            for name, value in record.data["profile"].items():
-                if getattr(customer, name) != value:
-                    setattr(customer, name, value)
-                    changed_fields.add(name)
-                    changed[customer_id] = customer
-            if record.data["attributes"]:
-                merged = {**customer.attributes, **record.data["attributes"]}
-                if merged != customer.attributes:
-                    customer.attributes = merged
-                    changed_fields.add("attributes")
-                    changed[customer_id] = customer
-            for channel, status in record.data["consents"].items():
+            data = record.data
+            if fields:
+                current = state.get(customer_id)
+                if current is None:
+                    current = state[customer_id] = dict(defaults)
+                for name, value in data["profile"].items():
+                    if current[name] != value:
+                        current[name] = value
+                        changed_fields.add(name)
+                        changed.add(customer_id)
+                if data["attributes"]:
+                    merged = {**current["attributes"], **data["attributes"]}
+                    if merged != current["attributes"]:
+                        current["attributes"] = merged
+                        changed_fields.add("attributes")
+                        changed.add(customer_id)
+            for channel, status in data["consents"].items():
                 desired_consents[(customer_id, channel)] = status
         now = timezone.now()
         if changed:
-            for customer in changed.values():
-                customer.updated_at = now
-            bulk_set(list(changed.values()), [*sorted(changed_fields), "updated_at"])
-        consent_changes = self._write_consents(desired_consents, source=job.source, by=by, now=now)
-        import_rebuild_metrics(ids)
+            names = sorted(changed_fields)
+            connection = connections[router.db_for_write(Customer)]
+            convert = {
+                name: Customer._meta.get_field(name).get_db_prep_save
+                for name in names
+                if name in CONVERTED_FIELDS
+            }
+            stamp = db_value(Customer, "updated_at", now)
+            rows = []
+            for pk in sorted(changed):
+                current = state[pk]
+                row = [
+                    convert[name](current[name], connection) if name in convert else current[name]
+                    for name in names
+                ]
+                rows.append((*row, stamp, pk))
+            update_rows(Customer, [*names, "updated_at"], rows)
+        consent_changes = self._write_consents(
+            desired_consents, existing_ids=existing_ids, source=job.source, by=by, now=now
+        )
+        import_refresh_derived(ids)
         created = {customer_id for customer_id in ids if customer_id > newest_before}
         return {
             "profiles_created": len(created),
-            "profiles_updated": len(set(changed) - created),
+            "profiles_updated": len(changed - created),
             "consents_changed": consent_changes,
         }
 
     @staticmethod
-    def _write_consents(desired: dict[tuple[int, str], str], *, source, by, now) -> int:
-        """Set consents in bulk, with one ConsentChange per real change (history kept)."""
+    def _write_consents(
+        desired: dict[tuple[int, str], str], *, existing_ids: set[int], source, by, now
+    ) -> int:
+        """Set consents in bulk, with one ConsentChange per real change (history kept).
+
+        Profiles created by this chunk have no consents yet, so only the others are read.
+        """
         if not desired:
             return 0
-        customer_ids = {customer_id for customer_id, _channel in desired}
-        existing = {
-            (consent.customer_id, consent.channel): consent
-            for consent in Consent.objects.filter(customer_id__in=customer_ids)
-        }
-        to_create: list[Consent] = []
-        to_update: list[Consent] = []
+        existing: dict[tuple[int, str], tuple[int, str]] = {}
+        wanted = {customer_id for customer_id, _channel in desired} & existing_ids
+        if wanted:
+            existing = {
+                (customer_id, channel): (pk, status)
+                for pk, customer_id, channel, status in Consent.objects.filter(
+                    customer_id__in=wanted
+                ).values_list("pk", "customer_id", "channel", "status")
+            }
+        stamp = db_value(Consent, "updated_at", now)
+        to_create: list[tuple] = []
+        to_update: list[tuple] = []
+        changes: list[tuple[int, str]] = []
         for (customer_id, channel), status in desired.items():
-            consent = existing.get((customer_id, channel))
-            if consent is None:
-                to_create.append(
-                    Consent(
-                        customer_id=customer_id,
-                        channel=channel,
-                        status=status,
-                        source=source,
-                        updated_at=now,
-                    )
-                )
-            elif consent.status != status:
-                consent.status, consent.source, consent.updated_at = status, source, now
-                to_update.append(consent)
-        created = Consent.objects.bulk_create(to_create, batch_size=1000)
-        if any(consent.pk is None for consent in created):  # pragma: no cover - old SQLite
-            keys = {(c.customer_id, c.channel) for c in created}
-            created = [
-                c
-                for c in Consent.objects.filter(customer_id__in=customer_ids)
-                if (c.customer_id, c.channel) in keys
-            ]
-        bulk_set(to_update, ["status", "source", "updated_at"])
-        ConsentChange.objects.bulk_create(
-            [
-                ConsentChange(
-                    consent=consent,
-                    status=consent.status,
-                    source=source,
-                    changed_by=by if getattr(by, "is_authenticated", False) else None,
-                    changed_at=now,
-                )
-                for consent in [*created, *to_update]
-            ],
-            batch_size=1000,
+            found = existing.get((customer_id, channel))
+            if found is None:
+                to_create.append((customer_id, channel, status))
+            elif found[1] != status:
+                to_update.append((status, source, stamp, found[0]))
+                changes.append((found[0], status))
+        returned = insert_returning(
+            Consent,
+            ["customer", "channel", "status"],
+            to_create,
+            returning=["id", "customer", "channel"],
+            constants={"source": source, "updated_at": stamp},
         )
-        return len(created) + len(to_update)
+        pk_of = {(customer_id, channel): pk for pk, customer_id, channel in returned}
+        changes += [(pk_of[(row[0], row[1])], row[2]) for row in to_create]
+        update_rows(Consent, ["status", "source", "updated_at"], to_update)
+        changed_by = by.pk if getattr(by, "is_authenticated", False) else None
+        insert_rows(
+            ConsentChange,
+            ["consent", "status"],
+            changes,
+            constants={"source": source, "changed_by": changed_by, "changed_at": stamp},
+        )
+        return len(changes)
 
 
 register_importer(CustomerImporter.kind, CustomerImporter)

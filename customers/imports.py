@@ -28,9 +28,10 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import math
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, ClassVar
@@ -46,7 +47,7 @@ from config.org.models import Department, Role
 from config.org.services import audit_record
 from customers.models import ImportJob, ImportRowError
 
-CHUNK_SIZE = 5_000
+CHUNK_SIZE = 10_000
 """Records written per transaction by ``import_job_run``."""
 PREVIEW_ROWS = 10
 PROGRESS_EVERY = 2_000
@@ -459,13 +460,10 @@ def import_job_create(
 
 
 def _queue(task: str, job_id: int) -> None:
-    """Queue a q2 task once the surrounding transaction has committed."""
-    from django_q.tasks import async_task
+    """Queue a q2 task on the job once the surrounding transaction has committed."""
+    from customers.tasks import queue_task
 
-    sync = bool(settings.Q_CLUSTER.get("sync", False))
-    transaction.on_commit(
-        lambda: async_task(task, job_id, sync=sync, task_name=f"{task} #{job_id}")
-    )
+    queue_task(task, job_id, task_name=f"{task} #{job_id}")
 
 
 @transaction.atomic
@@ -703,39 +701,170 @@ def run_pending_import(*, job: ImportJob) -> ImportJob:
         job.refresh_from_db()
         if job.status != ImportJob.Status.IMPORTING:
             return job
-        import_job_run(job_id=job.pk, budget_seconds=None)
+        # No time budget: ``None`` would mean "the q2 default" and, past it, queue a
+        # continuation that a running cluster would execute alongside this loop.
+        import_job_run(job_id=job.pk, budget_seconds=math.inf)
 
 
-def bulk_set(objects: list, field_names: Iterable[str]) -> None:
-    """Save ``field_names`` of many objects of one model with one ``executemany``.
+def import_refresh_derived(customer_ids: Iterable[int]) -> None:
+    """Metrics and live segment membership of the customers a chunk touched."""
+    from customers.services import customers_derived_refresh
 
-    Django's ``bulk_update`` builds a ``CASE WHEN`` per field and row, which costs more
-    Python time than the import itself at 5k rows; a prepared ``UPDATE … WHERE pk = %s``
-    run for every row is several times faster on SQLite and PostgreSQL alike.
-    """
-    if not objects:
-        return
-    model = type(objects[0])
-    meta = model._meta
-    fields = [meta.get_field(name) for name in field_names]
-    connection = connections[router.db_for_write(model)]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
-    params = [
-        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields] + [obj.pk]
-        for obj in objects
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def import_rebuild_metrics(customer_ids: Iterable[int]) -> None:
-    """Bring the touched customers' metrics up to date, once circle ①'s metrics exist."""
-    try:
-        from customers.metrics import metrics_rebuild
-    except ImportError:  # pragma: no cover - metrics arrive with another part of issue 3
-        return
     ids = sorted(set(customer_ids))
     if ids:
-        metrics_rebuild(customer_ids=ids)
+        customers_derived_refresh(customer_ids=ids)
+
+
+# --------------------------------------------------------------------------- bulk SQL
+
+
+def db_value(model, name: str, value: Any) -> Any:
+    """``value`` of field ``name`` as the database driver takes it (for the bulk helpers)."""
+    connection = connections[router.db_for_write(model)]
+    return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def _statement_parts(model, names: Sequence[str], connection) -> tuple[list, str, str]:
+    meta = model._meta
+    fields = [meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    return fields, quote(meta.db_table), ", ".join(quote(f.column) for f in fields)
+
+
+def _unnest_select(fields, constants: list, connection) -> str:
+    """PostgreSQL: ``SELECT`` of the constants and one array per varying column (parameters:
+    the constants first, then the arrays)."""
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    consts = "".join(f", %s::{f.db_type(connection)}" for f, _value in constants)
+    return f"SELECT u.*{consts} FROM unnest({arrays}) AS u"
+
+
+def _split_constants(model, constants: Mapping[str, Any] | None) -> list[tuple[Any, Any]]:
+    meta = model._meta
+    return [(meta.get_field(name), value) for name, value in (constants or {}).items()]
+
+
+def insert_rows(
+    model,
+    names: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    constants: Mapping[str, Any] | None = None,
+) -> None:
+    """INSERT ``rows`` of database values (in the order of the field ``names``), plus the
+    same ``constants`` (field name → database value) in every row.
+
+    PostgreSQL gets one ``INSERT … SELECT FROM unnest(…)`` (one array per column), SQLite
+    one ``executemany`` of a prepared statement: no model instances, no per-row SQL
+    compilation. Values must be what the driver takes: text, numbers and booleans as they
+    are, others through :func:`db_value`. As with ``bulk_create``, signals are not sent and
+    Python defaults are not applied: pass every column without a database default.
+    """
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    consts = _split_constants(model, constants)
+    fields, table, columns = _statement_parts(
+        model, [*names, *(f.name for f, _v in consts)], connection
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            select = _unnest_select(fields[: len(names)], consts, connection)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) {select}",
+                [*(v for _f, v in consts), *(list(column) for column in zip(*rows, strict=True))],
+            )
+            return
+        values = tuple(v for _f, v in consts)
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+        cursor.executemany(sql, [(*row, *values) for row in rows] if values else rows)
+
+
+def insert_returning(
+    model,
+    names: Sequence[str],
+    rows: Sequence[Sequence],
+    returning: Sequence[str],
+    *,
+    constants: Mapping[str, Any] | None = None,
+) -> list[tuple]:
+    """INSERT like :func:`insert_rows`; the ``returning`` columns of each row, raw.
+
+    PostgreSQL takes the whole batch in one ``INSERT … SELECT FROM unnest(…)``, SQLite in
+    multi-row ``INSERT … VALUES … RETURNING`` statements as large as its variable limit
+    allows. Returned values are the driver's (compare them with the database values you
+    inserted) and not promised in input order: return a unique key and match on it.
+    """
+    if not rows:
+        return []
+    connection = connections[router.db_for_write(model)]
+    consts = _split_constants(model, constants)
+    fields, table, columns = _statement_parts(
+        model, [*names, *(f.name for f, _v in consts)], connection
+    )
+    quote = connection.ops.quote_name
+    meta = model._meta
+    back = ", ".join(quote(meta.get_field(name).column) for name in returning)
+    result: list[tuple] = []
+    if connection.vendor == "postgresql":
+        select = _unnest_select(fields[: len(names)], consts, connection)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) {select} RETURNING {back}",
+                [*(v for _f, v in consts), *(list(column) for column in zip(*rows, strict=True))],
+            )
+            return cursor.fetchall()
+    if connection.vendor != "sqlite" or not connection.features.can_return_columns_from_insert:
+        raise NotImplementedError("insert_returning needs PostgreSQL or SQLite 3.35+")
+    connection.ensure_connection()
+    try:
+        import sqlite3
+
+        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    except AttributeError:  # pragma: no cover - Python < 3.11
+        limit = 999
+    values = tuple(v for _f, v in consts)
+    per_statement = max(limit // len(fields), 1)
+    placeholder = f"({', '.join(['%s'] * len(fields))})"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            batch = rows[start : start + per_statement]
+            sql = (
+                f"INSERT INTO {table} ({columns}) VALUES "
+                f"{', '.join([placeholder] * len(batch))} RETURNING {back}"
+            )
+            cursor.execute(sql, [value for row in batch for value in (*row, *values)])
+            result.extend(cursor.fetchall())
+    return result
+
+
+def update_rows(model, names: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Set the fields ``names`` of many rows: each row is (values…, pk), database values.
+
+    PostgreSQL: one ``UPDATE … FROM unnest(…)``; SQLite: ``UPDATE … WHERE pk = %s`` run
+    for every row with one ``executemany``.
+    """
+    if not rows:
+        return
+    connection = connections[router.db_for_write(model)]
+    fields, table, _columns = _statement_parts(model, names, connection)
+    quote = connection.ops.quote_name
+    pk = quote(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            types = [f.db_type(connection) for f in fields] + [
+                model._meta.pk.rel_db_type(connection)
+            ]
+            aliases = [f"v{i}" for i in range(len(types))]
+            assignments = ", ".join(
+                f"{quote(f.column)} = u.{alias}" for f, alias in zip(fields, aliases, strict=False)
+            )
+            arrays = ", ".join(f"%s::{t}[]" for t in types)
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM unnest({arrays}) "
+                f"AS u({', '.join(aliases)}) WHERE {table}.{pk} = u.{aliases[-1]}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", rows)

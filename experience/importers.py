@@ -23,7 +23,7 @@ from customers.imports import (
     ImportField,
     Record,
     RowError,
-    import_rebuild_metrics,
+    import_refresh_derived,
     register_importer,
 )
 from experience.models import Order, OrderLine, Product
@@ -299,7 +299,7 @@ class OrderImporter(Importer):
             ],
             batch_size=1000,
         )
-        import_rebuild_metrics(touched)
+        import_refresh_derived(touched)
         return {"orders_created": len(new_orders), "orders_updated": len(replaced)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from customers.identity import (
@@ -212,3 +214,59 @@ def test_merge_candidates_leave_out_merged_and_undone_pairs(crm_manager):
     customer_merge_undo(merge=merge, by=crm_manager)
 
     assert merge_candidates() == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "A.B+tag@Sub.Example.CO.JP",
+        "user_1%x@example-shop.jp",
+        "a..b@example.jp",
+        ".a@example.jp",
+        "a@-example.jp",
+        "a@example.j",
+        "a@example.jp-",
+        "a b@example.jp",
+        "a@localhost",
+        "a@[127.0.0.1]",
+        "x@" + "a" * 64 + ".jp",
+    ],
+)
+def test_the_email_fast_path_agrees_with_the_full_validation(raw):
+    from customers import identity
+
+    def full(value):
+        saved = identity._PLAIN_EMAIL
+        identity._PLAIN_EMAIL = re.compile(r"(?!)")  # never matches: the full path only
+        try:
+            return normalize_identifier("email", value)
+        finally:
+            identity._PLAIN_EMAIL = saved
+
+    try:
+        expected = full(raw)
+    except IdentifierError as exc:
+        with pytest.raises(IdentifierError, match=re.escape(str(exc))):
+            normalize_identifier("email", raw)
+    else:
+        assert normalize_identifier("email", raw) == expected
+
+
+def test_already_normalised_phones_pass_unchanged_and_bad_ones_still_fail():
+    assert normalize_identifier("phone", "+819012345678") == "+819012345678"
+    with pytest.raises(IdentifierError, match="international"):
+        normalize_identifier("phone", "+0123456789")
+
+
+def test_new_profiles_get_model_defaults_and_distinct_uuids():
+    ids = resolve_customers(
+        people=[{"email": f"d{n}@example.jp"} for n in range(5)] + [{"cookie": "c-9"}],
+        source="web",
+    )
+
+    customers = list(Customer.objects.filter(pk__in=ids).order_by("pk"))
+    assert [c.pk for c in customers] == sorted(ids)
+    assert len({c.uuid for c in customers}) == 6
+    assert all(c.language == "ja" and c.attributes == {} and c.created_at for c in customers)
+    assert [c.is_anonymous for c in customers] == [False] * 5 + [True]
+    assert Identity.objects.filter(customer_id__in=ids, last_seen_at__isnull=False).count() == 6

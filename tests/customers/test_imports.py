@@ -430,3 +430,41 @@ def test_command_imports_with_a_given_mapping_or_skipping_bad_rows(crm, tmp_path
     assert "profiles_created=1" in out.getvalue()
     assert Identity.objects.get(kind="phone").value == "+81312345678"
     assert ImportRowError.objects.count() == 1
+
+
+def test_a_later_file_updates_dates_attributes_and_consents_of_existing_profiles(crm):
+    AttributeDefinition.objects.create(
+        owner_department=crm, key="rank", label="Rank", type="choice", choices=["gold", "silver"]
+    )
+    import_file(
+        "email,birth_date,rank,メール配信\na@example.jp,1990-01-02,gold,はい\n".encode(),
+        department=crm,
+    )
+    customer = Identity.objects.get(value="a@example.jp").customer
+    before = customer.updated_at
+    job = import_file(
+        (
+            "email,birth_date,rank,メール配信,name\n"
+            "a@example.jp,1991-03-04,silver,いいえ,\n"
+            "b@example.jp,,,,佐藤 健\n"
+            "B@example.jp,,,はい,佐藤 健二\n"
+        ).encode(),
+        department=crm,
+        source="web",
+    )
+    customer.refresh_from_db()
+    assert str(customer.birth_date) == "1991-03-04"
+    assert customer.attributes == {"rank": "silver"}
+    assert customer.updated_at > before
+    assert customer.consents.get().status == Consent.Status.WITHDRAWN
+    assert customer.consents.get().changes.count() == 2
+    other = Identity.objects.get(value="b@example.jp").customer
+    assert (other.family_name, other.given_name) == ("佐藤", "健二")
+    assert other.consents.get().changes.get().source == "web"
+    assert job.result["counts"] == {
+        "rows_imported": 3,
+        "records_skipped": 0,
+        "profiles_created": 1,
+        "profiles_updated": 1,
+        "consents_changed": 2,
+    }
