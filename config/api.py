@@ -11,13 +11,14 @@ from rest_framework.routers import DefaultRouter
 
 from config.org import api as org_api
 from customers import api as customers_api
-from customers import api_segments
+from customers import api_imports, api_segments
 from experience import api as experience_api
 from journeys import api as journeys_api
 
 REGISTRARS = [
     customers_api.register,
     api_segments.register,
+    api_imports.register,
     experience_api.register,
     journeys_api.register,
 ]

@@ -67,7 +67,13 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["family_name_kana", "given_name_kana"])]
+        indexes = [
+            # One per name column: name search ORs prefix ranges over all four.
+            models.Index(fields=["family_name"]),
+            models.Index(fields=["given_name"]),
+            models.Index(fields=["family_name_kana"]),
+            models.Index(fields=["given_name_kana"]),
+        ]
         permissions = [("view_pii", _("Can view personal data of customers unmasked"))]
         verbose_name = _("customer")
         verbose_name_plural = _("customers")

@@ -102,22 +102,41 @@ def _katakana(text: str) -> str:
     return text.translate(_HIRAGANA_TO_KATAKANA)
 
 
+def _prefix_q(field: str, prefix: str) -> Q:
+    """``field`` starts with ``prefix`` (case-sensitive), written as an index range.
+
+    ``field >= prefix AND field < prefix with its last character bumped`` is answered by a
+    plain btree index on SQLite and PostgreSQL alike (``LIKE`` is not, for non-ASCII text on
+    SQLite or for a non-C collation on PostgreSQL). In code-point order (SQLite's BINARY,
+    PostgreSQL's C collation) the range is exactly the prefix; the ``startswith`` kept
+    beside it only rechecks the rows the range found, for databases sorted otherwise.
+    """
+    last = ord(prefix[-1])
+    upper = prefix[:-1] + chr(last + 1) if last < 0x10FFFF else prefix + chr(0x10FFFF)
+    return Q(**{f"{field}__gte": prefix, f"{field}__lt": upper, f"{field}__startswith": prefix})
+
+
+def _letter_cases(word: str) -> list[str]:
+    """The spellings a name typed as ``word`` is stored in: as typed, Capitalised, UPPER, lower."""
+    return list(dict.fromkeys((word, word.capitalize(), word.upper(), word.lower())))
+
+
 def name_search_q(q: str) -> Q:
     """Every word of ``q`` starts the family or given name, in kanji, kana or latin letters.
 
     Words match in either order; hiragana finds katakana readings; a word typed without a
-    space ("山田花子") also matches family name + given name. Prefix matches only, so an
-    index on each name column can answer it (see the report on search at 1M customers).
+    space ("山田花子") also matches family name + given name. Latin names match as typed,
+    Capitalised, UPPER or lower case ("brown" finds "Brown"; "McDonald" needs its capital
+    D). Every term is a prefix range or an equality on one name column, so the OR becomes
+    one index probe per term (SQLite MULTI-INDEX OR, PostgreSQL BitmapOr), never a scan.
     """
     condition = Q()
     for word in q.split():
         kana = _katakana(word)
-        word_q = (
-            Q(family_name__istartswith=word)
-            | Q(given_name__istartswith=word)
-            | Q(family_name_kana__startswith=kana)
-            | Q(given_name_kana__startswith=kana)
-        )
+        word_q = Q()
+        for spelling in _letter_cases(word):
+            word_q |= _prefix_q("family_name", spelling) | _prefix_q("given_name", spelling)
+        word_q |= _prefix_q("family_name_kana", kana) | _prefix_q("given_name_kana", kana)
         if not word.isascii() and 2 <= len(word) <= 12:
             for split in range(1, len(word)):
                 word_q |= Q(family_name=word[:split], given_name__startswith=word[split:])
@@ -160,14 +179,20 @@ def customer_list(*, q: str = "", stage: str = "", search_names: bool = True) ->
     q = normalize_search(q)
     if q:
         identifiers = identifier_search_q(q)
-        found = (
-            Q(pk__in=Identity.objects.filter(identifiers).values("customer_id"))
-            if (identifiers is not None)
-            else Q(pk__in=[])
-        )
-        if search_names and looks_like_a_name(q):
-            found |= name_search_q(q)
-        customers = customers.filter(found)
+        matches = [
+            Identity.objects.filter(identifiers).order_by().values("customer_id")
+            if identifiers is not None
+            else None,
+            # Its own sub-query, so the ANDed words cannot turn the outer OR into a scan.
+            Customer.objects.filter(name_search_q(q)).order_by().values("pk")
+            if search_names and looks_like_a_name(q)
+            else None,
+        ]
+        matches = [match for match in matches if match is not None]
+        if not matches:
+            return customers.none()
+        found = matches[0] if len(matches) == 1 else matches[0].union(matches[1])
+        customers = customers.filter(pk__in=found)
     return customers.order_by("-created_at", "-pk")
 
 

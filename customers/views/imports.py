@@ -27,6 +27,7 @@ from customers.imports import (
     importer_kinds,
 )
 from customers.models import ImportJob
+from customers.selectors import can_view_pii
 
 ERRORS_PAGE_SIZE = 50
 JOBS_PAGE_SIZE = 25
@@ -168,6 +169,7 @@ def _detail_context(request, job: ImportJob) -> dict:
         "errors_page": errors.get_page(request.GET.get("page")),
         "counts": job.result.get("counts", {}),
         "can_edit": ImportJob.objects.editable_by(request.user).filter(pk=job.pk).exists(),
+        "show_pii": can_view_pii(request.user),
     }
 
 

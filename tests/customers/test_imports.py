@@ -366,6 +366,22 @@ def test_invalid_file_report_page_lists_rows_and_offers_skipping(client, crm_edi
     assert not Customer.objects.exists()
 
 
+def test_report_masks_rejected_values_without_personal_data_access(
+    client, crm_editor, crm_pii_viewer, crm
+):
+    job = validate(upload((HEADER + BAD).encode(), department=crm, by=crm_editor))
+    error = job.row_errors.exclude(value="").first()
+
+    client.force_login(crm_editor)
+    masked = client.get(reverse("customers:import_detail", args=[job.pk])).content.decode()
+    client.force_login(crm_pii_viewer)
+    shown = client.get(reverse("customers:import_detail", args=[job.pk])).content.decode()
+
+    assert f"<td>{error.value[:1]}***</td>" in masked
+    assert f"<td>{error.value}</td>" not in masked
+    assert f"<td>{error.value}</td>" in shown
+
+
 def test_a_viewer_cannot_upload_or_start_an_import(client, crm_viewer, crm):
     client.force_login(crm_viewer)
     assert client.get(reverse("customers:import_upload")).status_code == 403

@@ -284,3 +284,43 @@ def test_preference_token_of_a_merged_profile_opens_the_winner():
     loser = CustomerFactory(merged_into=winner)
 
     assert customer_for_preference_token(preference_token(loser)) == winner
+
+
+# --- name search as index ranges ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("brown", {"brown", "brownie"}),
+        ("BROWN", {"brown", "brownie"}),
+        ("Brown", {"brown", "brownie"}),
+        ("mcdonald", {"mcdonald_lower"}),
+        ("ワタナベ", {"watanabe"}),
+        ("ワタナ", {"watanabe", "watanape"}),
+        ("Browo", {"browo"}),
+    ],
+)
+def test_name_prefix_ranges_end_exactly_after_the_prefix(q, expected):
+    people = {
+        "brown": CustomerFactory(family_name="Brown", given_name="Sophie", language="en"),
+        "brownie": CustomerFactory(family_name="Brownie", given_name="Ann", language="en"),
+        "browo": CustomerFactory(family_name="Browo", given_name="Max", language="en"),
+        "mcdonald_lower": CustomerFactory(family_name="mcdonald", given_name="Ray", language="en"),
+        "watanabe": CustomerFactory(family_name="渡辺", family_name_kana="ワタナベ"),
+        # ペ is the code point right after ベ: the upper end of the range for "ワタナベ".
+        "watanape": CustomerFactory(family_name="渡部", family_name_kana="ワタナペ"),
+    }
+
+    found = set(customer_list(q=q))
+
+    assert found == {people[key] for key in expected}
+
+
+def test_name_search_compares_the_name_columns_themselves_so_indexes_answer_it():
+    sql = str(customer_list(q="Sophie ぶらうん").query).upper()
+
+    assert "UPPER(" not in sql
+    assert "LOWER(" not in sql
+    assert '"FAMILY_NAME" >=' in sql
+    assert '"GIVEN_NAME_KANA" >=' in sql
