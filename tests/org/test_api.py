@@ -33,6 +33,7 @@ def test_router_holds_every_circle():
     assert {prefix for prefix, _viewset, _basename in router.registry} == {
         "customers",
         "segments",
+        "imports",
         "touchpoints",
         "surveys",
         "event-types",
