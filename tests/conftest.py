@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import translation
+from rest_framework.test import APIClient
 
 from config.org.models import Department, Role
 from tests.factories import DepartmentFactory, UserFactory
@@ -60,3 +61,9 @@ def crm_pii_viewer(crm):
     user = UserFactory(username="crm-pii-viewer", department=crm, department__role=Role.VIEWER)
     user.user_permissions.add(Permission.objects.get(codename="view_pii"))
     return user
+
+
+@pytest.fixture
+def api():
+    """A DRF client; authenticate it with ``api.force_authenticate(user)``."""
+    return APIClient()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from config.org.models import AuditLog
 from config.org.services import share_grant
@@ -12,11 +11,6 @@ from customers.models import Customer, Identity, Segment
 from tests.factories import CustomerFactory, IdentityFactory, SegmentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 def test_any_department_member_lists_customers(api, crm_viewer):

@@ -7,7 +7,6 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from customers.models import Customer, Identity, ImportJob
 
@@ -25,11 +24,6 @@ BAD = "good@example.jp,,P010,,,,,,\nnot-an-email,,,,,,,,\n,090-12,,,,,,,\n"
 def _media_and_sync_tasks(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 def csv_file(text: str, name: str = "members.csv") -> SimpleUploadedFile:

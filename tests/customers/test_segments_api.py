@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from config.org.services import share_grant
 from customers.models import Segment, SegmentMembership
@@ -14,11 +13,6 @@ from tests.factories import ConsentFactory, CustomerFactory, SegmentFactory
 pytestmark = pytest.mark.django_db
 
 EMAIL = {"type": "consent", "channel": "email", "status": "granted"}
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 def test_create_validates_and_stores_the_rule_tree(api, crm, crm_editor):

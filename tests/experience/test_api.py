@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from config.org.services import share_grant
 from experience.models import EventType, ExperienceValue, Touchpoint
 from tests.factories import (
     EventTypeFactory,
@@ -18,58 +16,11 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-SCOPED = [("touchpoint", TouchpointFactory), ("survey", SurveyFactory)]
-
 
 def _touchpoint_with_values(department):
     touchpoint = TouchpointFactory(owner_department=department)
     touchpoint.experience_values.set(ExperienceValue.objects.all()[:2])
     return touchpoint
-
-
-@pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_department_lists_own_and_shared_records_only(
-    api, crm, sales, crm_viewer, sales_editor, basename, factory
-):
-    own = factory(owner_department=crm)
-    shared = factory(owner_department=sales)
-    factory(owner_department=sales)
-    share_grant(obj=shared, department=crm, can_edit=False, by=sales_editor)
-    api.force_authenticate(crm_viewer)
-
-    body = api.get(reverse(f"{basename}-list")).json()
-
-    assert body["count"] == 2
-    assert {row["id"] for row in body["results"]} == {own.pk, shared.pk}
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_another_departments_record_answers_404(api, sales, crm_viewer, basename, factory):
-    other = factory(owner_department=sales)
-    api.force_authenticate(crm_viewer)
-
-    assert api.get(reverse(f"{basename}-detail", args=[other.pk])).status_code == 404
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_shared_record_detail_is_readable(
-    api, crm, sales, crm_viewer, sales_editor, basename, factory
-):
-    shared = factory(owner_department=sales)
-    share_grant(obj=shared, department=crm, can_edit=False, by=sales_editor)
-    api.force_authenticate(crm_viewer)
-
-    body = api.get(reverse(f"{basename}-detail", args=[shared.pk])).json()
-
-    assert body["id"] == shared.pk
-    assert body["shared_with"] == [
-        {"department": {"id": crm.pk, "slug": "crm", "name": "CRM & digital"}, "can_edit": False}
-    ]
 
 
 def test_touchpoint_rows_carry_experience_value_codes(api, crm, crm_viewer):

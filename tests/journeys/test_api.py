@@ -6,9 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.test import APIClient
 
-from config.org.services import share_grant
 from experience.models import ExperienceValue
 from tests.factories import (
     CampaignFactory,
@@ -19,53 +17,6 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-
-SCOPED = [
-    ("persona", PersonaFactory),
-    ("journey", JourneyFactory),
-    ("campaign", CampaignFactory),
-]
-
-
-@pytest.fixture
-def api():
-    return APIClient()
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_department_lists_own_and_shared_records_only(
-    api, crm, sales, crm_viewer, sales_editor, basename, factory
-):
-    own = factory(owner_department=crm)
-    shared = factory(owner_department=sales)
-    factory(owner_department=sales)
-    share_grant(obj=shared, department=crm, can_edit=True, by=sales_editor)
-    api.force_authenticate(crm_viewer)
-
-    body = api.get(reverse(f"{basename}-list")).json()
-
-    assert body["count"] == 2
-    assert {row["id"] for row in body["results"]} == {own.pk, shared.pk}
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_another_departments_record_answers_404(api, sales, crm_viewer, basename, factory):
-    other = factory(owner_department=sales)
-    api.force_authenticate(crm_viewer)
-
-    assert api.get(reverse(f"{basename}-detail", args=[other.pk])).status_code == 404
-
-
-@pytest.mark.parametrize(("basename", "factory"), SCOPED)
-def test_owner_filter_stays_within_what_the_user_sees(
-    api, crm, sales, crm_viewer, basename, factory
-):
-    factory(owner_department=sales)
-    api.force_authenticate(crm_viewer)
-
-    body = api.get(reverse(f"{basename}-list"), {"owner_department": sales.pk}).json()
-
-    assert body["count"] == 0
 
 
 def test_journey_detail_lists_stages_in_order(api, crm, crm_viewer):

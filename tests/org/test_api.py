@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from config.api import router
 from config.org.api import DepartmentScopedReadOnlyViewSet
@@ -16,11 +15,6 @@ pytestmark = pytest.mark.django_db
 
 LIST_URL_NAMES = [f"{basename}-list" for _prefix, _viewset, basename in router.registry]
 DETAIL_URL_NAMES = [f"{basename}-detail" for _prefix, _viewset, basename in router.registry]
-
-
-@pytest.fixture
-def api():
-    return APIClient()
 
 
 @pytest.fixture
