@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Value
 from django.utils.translation import gettext_lazy as _
 
-from config.org.models import DepartmentOwned
+from config.org.models import Department, DepartmentOwned
 
 
 class LifecycleStage(models.TextChoices):
@@ -245,7 +245,12 @@ class AttributeDefinition(DepartmentOwned):
 
 
 class LifeEvent(models.Model):
-    """A detected life situation: the moments when needs change."""
+    """A detected life situation: the moments when needs change.
+
+    Detected by a rule of a department (``department`` is the rule's owner, who is told
+    first), read from an external signal, or recorded by staff. ``handled_at`` marks that
+    someone acted on it, so the list of new detections stays a to-do list.
+    """
 
     class Kind(models.TextChoices):
         MARRIAGE = "marriage", _("Marriage")
@@ -253,6 +258,7 @@ class LifeEvent(models.Model):
         JOB_CHANGE = "job_change", _("Job change")
         MOVING = "moving", _("Moving house")
         COMPETITOR_INTEREST = "competitor_interest", _("Interest in a competitor")
+        SUBSTITUTE_INTEREST = "substitute_interest", _("Interest in a substitute product")
         OTHER = "other", _("Other")
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="life_events")
@@ -261,10 +267,27 @@ class LifeEvent(models.Model):
     source = models.CharField(_("source"), max_length=50, help_text=_("Rule, DMP or staff."))
     confidence = models.FloatField(_("confidence"), default=1.0)
     detail = models.JSONField(default=dict, blank=True)
+    department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("department"),
+        help_text=_("Owner of the rule that detected it; empty for signals and staff entries."),
+    )
+    handled_at = models.DateTimeField(_("handled"), null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["-detected_at"]
-        indexes = [models.Index(fields=["kind", "detected_at"])]
+        indexes = [
+            models.Index(fields=["kind", "detected_at"]),
+            models.Index(fields=["detected_at"]),
+            models.Index(fields=["customer", "kind", "detected_at"]),
+        ]
         verbose_name = _("life situation")
         verbose_name_plural = _("life situations")
 

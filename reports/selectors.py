@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from customers.selectors import customer_headline
 from experience.models import Order, Survey, SurveyResponse
+from experience.nps import nps_counts, nps_score
 from experience.selectors import experience_headline
 from journeys.selectors import platform_headline
 
@@ -52,24 +53,18 @@ class MonthlyOrders:
 def strategy_headline(*, now: dt.datetime) -> dict[str, float | int | None]:
     """NPS and 12-month LTV over the year before ``now``, in two aggregate queries.
 
-    NPS is % promoters (9–10) minus % detractors (0–6) over answers to NPS surveys; LTV is
+    NPS as everywhere (``experience.nps``); LTV is
     revenue of completed orders divided by the distinct customers who placed them, in yen.
     """
     since = now - YEAR_WINDOW
     answers = SurveyResponse.objects.filter(
         survey__kind=Survey.Kind.NPS, answered_at__gte=since, answered_at__lte=now
-    ).aggregate(
-        total=Count("pk"),
-        promoters=Count("pk", filter=Q(score__gte=9)),
-        detractors=Count("pk", filter=Q(score__lte=6)),
-    )
+    ).aggregate(**nps_counts())
     sales = Order.objects.filter(
         status=Order.Status.COMPLETED, ordered_at__gte=since, ordered_at__lte=now
     ).aggregate(revenue=Sum("total"), buyers=Count("customer", distinct=True))
 
-    nps = None
-    if answers["total"]:
-        nps = round((answers["promoters"] - answers["detractors"]) * 100 / answers["total"], 1)
+    nps = nps_score(**answers)
     ltv = None
     if sales["buyers"]:
         ltv = int((Decimal(sales["revenue"]) / sales["buyers"]).quantize(Decimal(1), ROUND_HALF_UP))

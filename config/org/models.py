@@ -201,3 +201,54 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self) -> ApiTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiToken(models.Model):
+    """A key an integration (web shop, app, store system, DMP) uses to call the API.
+
+    Tied to one department (the owner of the data it sends) and one ``source`` name (the
+    namespace of its ``event_id``s). Only a SHA-256 digest of the secret is stored: the
+    secret is shown once, at creation. ``prefix`` (the first characters of the key, kept in
+    clear) finds the row and tells staff which key is which; revoking is a timestamp, so
+    what a key did stays attributable.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        related_name="api_tokens",
+        verbose_name=_("department"),
+    )
+    source = models.SlugField(
+        _("source"),
+        max_length=50,
+        help_text=_("Name of the sending system, e.g. web-shop; event IDs are unique per source."),
+    )
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["department", "name"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
