@@ -1,8 +1,12 @@
-from django.urls import path
+"""Circle ② URLs, gathered from the topic modules of ``experience.views``."""
 
-from experience import views
+from experience.views import commerce, events, situations, surveys, touchpoints
 
 app_name = "experience"
 urlpatterns = [
-    path("", views.index, name="index"),
+    *touchpoints.urlpatterns,
+    *events.urlpatterns,
+    *commerce.urlpatterns,
+    *surveys.urlpatterns,
+    *situations.urlpatterns,
 ]

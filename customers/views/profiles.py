@@ -14,6 +14,7 @@ from config.org.selectors import departments_visible_to
 from config.org.services import audit_record
 from customers.forms import CustomerSearchForm
 from customers.models import LifecycleStage
+from customers.panels import profile_panels
 from customers.selectors import (
     can_view_pii,
     customer_for_profile,
@@ -177,6 +178,7 @@ def detail(request, pk: int):
             "active_circle": "customer",
             "customer": customer,
             "profile": profile,
+            "panels": profile_panels(request=request, customer=customer, show_pii=profile.show_pii),
             "preference_url": preference_url,
             "merged_from": merged_from if merged_from.isdigit() else "",
             **timeline,

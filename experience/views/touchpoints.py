@@ -1,10 +1,11 @@
-"""Circle ② pages."""
+"""Circle ② pages: the touchpoint map."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from django.shortcuts import render
+from django.urls import path
 from django.utils import timezone
 
 from experience.selectors import touchpoint_list
@@ -20,3 +21,8 @@ def index(request):
         "experience/index.html",
         {"active_circle": "experience", "touchpoints": touchpoints},
     )
+
+
+urlpatterns = [
+    path("", index, name="index"),
+]

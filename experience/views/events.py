@@ -1,0 +1,3 @@
+"""Circle ② pages: events."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Circle ② pages: situations."""
+
+urlpatterns: list = []

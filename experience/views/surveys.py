@@ -1,0 +1,3 @@
+"""Circle ② pages: surveys."""
+
+urlpatterns: list = []
