@@ -13,6 +13,7 @@ from config.org import api as org_api
 from customers import api as customers_api
 from customers import api_imports, api_segments
 from experience import api as experience_api
+from experience import api_events
 from journeys import api as journeys_api
 
 REGISTRARS = [
@@ -29,6 +30,9 @@ for register in REGISTRARS:
 
 urlpatterns = [
     path("me/", org_api.me, name="api-me"),
+    # Integrations post batches here with an API token; with or without the slash.
+    path("events", api_events.events_create, name="api-events"),
+    path("events/", api_events.events_create_slash, name="api-events-slash"),
     path(
         "schema/",
         SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]),

@@ -39,6 +39,11 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+
+# The address customers reach (links in messages sent outside a request), and the name
+# public pages (survey answers, preference centre) show.
+SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
+COMPANY_NAME = os.environ.get("COMPANY_NAME", "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -194,7 +199,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"user": os.environ.get("API_THROTTLE_USER", "1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
+        # Event batches of up to 1,000 items, per API token.
+        "ingest": os.environ.get("API_THROTTLE_INGEST", "600/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Circle API",

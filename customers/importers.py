@@ -380,6 +380,7 @@ class CustomerImporter(Importer):
         for every row, new consents and their history with multi-row inserts.
         """
         from customers.identity import resolve_customers
+        from customers.services import profile_changed_on_commit
 
         newest_before = Customer.objects.aggregate(newest=Max("pk"))["newest"] or 0
         ids = resolve_customers(
@@ -396,6 +397,7 @@ class CustomerImporter(Importer):
             for row in Customer.objects.filter(pk__in=existing_ids).values("pk", *fields):
                 state[row.pop("pk")] = row
         defaults = {name: Customer._meta.get_field(name).get_default() for name in fields}
+        before = {pk: dict(row) for pk, row in state.items()}  # for profile-change listeners
         changed_fields: set[str] = set()
         changed: set[int] = set()
         desired_consents: dict[tuple[int, str], str] = {}
@@ -437,6 +439,18 @@ class CustomerImporter(Importer):
                 ]
                 rows.append((*row, stamp, pk))
             update_rows(Customer, [*names, "updated_at"], rows)
+            profile_changed_on_commit(
+                customer_ids=changed,
+                changed_fields=changed_fields,
+                previous={
+                    pk: {
+                        n: before.get(pk, defaults)[n]
+                        for n in names
+                        if before.get(pk, defaults)[n] != state[pk][n]
+                    }
+                    for pk in changed
+                },
+            )
         consent_changes = self._write_consents(
             desired_consents, existing_ids=existing_ids, source=job.source, by=by, now=now
         )

@@ -421,6 +421,9 @@ class ImportJob(DepartmentOwned):
     class Kind(models.TextChoices):
         CUSTOMERS = "customers", _("Customers")
         ORDERS = "orders", _("Orders")
+        EVENTS = "events", _("Offline events (visits, calls…)")
+        PRODUCTS = "products", _("Products (price and stock)")
+        DMP = "dmp", _("DMP signals")
 
     class Status(models.TextChoices):
         UPLOADED = "uploaded", _("Uploaded: map the columns")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal, InvalidOperation
 
 from django.core import serializers
@@ -66,6 +66,41 @@ def customers_derived_refresh_on_commit(
     ids = sorted({int(pk) for pk in customer_ids})
     if ids:
         queue_task("customers.tasks.refresh_customers_derived", ids, recount=recount)
+
+
+# --- profile change listeners ------------------------------------------------------------
+
+ProfileChangeListener = Callable[..., object]
+_PROFILE_CHANGE_LISTENERS: list[ProfileChangeListener] = []
+
+
+def register_profile_change_listener(listener: ProfileChangeListener) -> None:
+    """Call ``listener`` after profile fields change (outer circles react, e.g. moving house).
+
+    It is called once the transaction commits, with keyword arguments ``customer_ids``
+    (list of ids), ``changed_fields`` (set of field names changed on any of them) and
+    ``previous`` (customer id → {field: value before} of the fields that changed on that
+    customer), so this circle never imports the one listening.
+    Registered from an ``AppConfig.ready()``; registering the same function twice is a no-op.
+    """
+    if listener not in _PROFILE_CHANGE_LISTENERS:
+        _PROFILE_CHANGE_LISTENERS.append(listener)
+
+
+def profile_changed_on_commit(
+    *, customer_ids: Collection[int], changed_fields: Collection[str], previous: dict
+) -> None:
+    """Tell the registered listeners about changed profiles once the transaction commits."""
+    ids = sorted({int(pk) for pk in customer_ids})
+    if not ids or not changed_fields or not _PROFILE_CHANGE_LISTENERS:
+        return
+    fields = set(changed_fields)
+
+    def notify() -> None:
+        for listener in list(_PROFILE_CHANGE_LISTENERS):
+            listener(customer_ids=ids, changed_fields=fields, previous=previous)
+
+    transaction.on_commit(notify)
 
 
 # --- who may do what --------------------------------------------------------------------
@@ -252,6 +287,7 @@ def customer_update(*, customer: Customer, by, **fields) -> Customer:
         )
     cleaned = _clean_profile(fields, instance=customer)
     changed = [name for name, value in cleaned.items() if getattr(customer, name) != value]
+    previous = {name: getattr(customer, name) for name in changed}
     for name in changed:
         setattr(customer, name, cleaned[name])
     if changed:
@@ -260,6 +296,9 @@ def customer_update(*, customer: Customer, by, **fields) -> Customer:
             actor=by, action="customer.update", target=customer, detail={"fields": sorted(changed)}
         )
         customers_derived_refresh_on_commit([customer.pk])
+        profile_changed_on_commit(
+            customer_ids=[customer.pk], changed_fields=changed, previous={customer.pk: previous}
+        )
     return customer
 
 

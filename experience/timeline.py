@@ -20,7 +20,17 @@ from customers.timeline import (
 from experience.models import Event, Order, Survey, SurveyResponse, Touchpoint
 
 # Properties worth a glance on the timeline, in this order; the rest stay in the admin.
-EVENT_DETAIL_KEYS = ("sku", "query", "price", "quantity", "os", "url", "campaign")
+EVENT_DETAIL_KEYS = (
+    "note",
+    "outcome",
+    "sku",
+    "query",
+    "price",
+    "quantity",
+    "os",
+    "url",
+    "campaign",
+)
 
 
 def visible_flag(model, field: str, viewer):

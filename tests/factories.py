@@ -7,14 +7,20 @@ import datetime as dt
 import factory
 from django.utils import timezone
 
-from config.org.models import Department, Membership, Role, User
-from customers.models import Consent, Customer, Identity, Segment
+from config.org.models import ApiToken, Department, Membership, Role, User
+from customers.models import Consent, Customer, Identity, LifeEvent, Segment
 from experience.models import (
+    Cart,
+    CartItem,
     Event,
     EventType,
+    Favorite,
     Order,
     Product,
+    ProductChange,
+    SituationRule,
     Survey,
+    SurveyInvitation,
     SurveyResponse,
     Touchpoint,
 )
@@ -48,6 +54,19 @@ class UserFactory(factory.django.DjangoModelFactory):
             Membership.objects.create(
                 user=self, department=extracted, role=kwargs.get("role", Role.EDITOR)
             )
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """A token row with a digest no secret matches; use ``api_token_create`` for a usable one."""
+
+    class Meta:
+        model = ApiToken
+
+    name = factory.Sequence(lambda n: f"Integration {n}")
+    department = factory.SubFactory(DepartmentFactory)
+    source = "web-shop"
+    prefix = factory.Sequence(lambda n: f"{n:08x}")
+    digest = "0" * 64
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):
@@ -165,6 +184,18 @@ class SurveyResponseFactory(factory.django.DjangoModelFactory):
     answered_at = factory.LazyFunction(timezone.now)
 
 
+class SurveyInvitationFactory(factory.django.DjangoModelFactory):
+    """An open invitation valid for 30 days; pass ``expires_at`` in the past to expire it."""
+
+    class Meta:
+        model = SurveyInvitation
+
+    survey = factory.SubFactory(SurveyFactory)
+    customer = factory.SubFactory(CustomerFactory)
+    created_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(lambda o: o.created_at + dt.timedelta(days=30))
+
+
 class PersonaFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Persona
@@ -218,3 +249,73 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
     campaign = factory.SelfAttribute("step.campaign")
     customer = factory.SubFactory(CustomerFactory)
     status = Delivery.Status.SENT
+
+
+class SituationRuleFactory(factory.django.DjangoModelFactory):
+    """A rule: by default one ``page_view`` whose path contains "wedding" → marriage."""
+
+    class Meta:
+        model = SituationRule
+
+    owner_department = factory.SubFactory(DepartmentFactory)
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    kind = LifeEvent.Kind.MARRIAGE
+    event_type = factory.SubFactory(EventTypeFactory)
+    property = "path"
+    operator = SituationRule.Operator.CONTAINS
+    value = "wedding"
+    min_count = 1
+    window_days = 30
+    cooldown_days = 180
+    confidence = 0.6
+
+
+class LifeEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LifeEvent
+
+    customer = factory.SubFactory(CustomerFactory)
+    kind = LifeEvent.Kind.MARRIAGE
+    detected_at = factory.LazyFunction(timezone.now)
+    source = "staff"
+    confidence = 1.0
+
+
+class CartFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cart
+
+    customer = factory.SubFactory(CustomerFactory)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class CartItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CartItem
+
+    cart = factory.SubFactory(CartFactory, item_count=1, value=3000)
+    product = factory.SubFactory(ProductFactory)
+    quantity = 1
+    unit_price = 3000
+    added_at = factory.LazyFunction(timezone.now)
+
+
+class FavoriteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Favorite
+
+    customer = factory.SubFactory(CustomerFactory)
+    product = factory.SubFactory(ProductFactory)
+    created_at = factory.LazyFunction(timezone.now)
+
+
+class ProductChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProductChange
+
+    product = factory.SubFactory(ProductFactory)
+    field = ProductChange.Field.PRICE
+    old_value = 3000
+    new_value = 2500
+    changed_at = factory.LazyFunction(timezone.now)
+    source = "test"

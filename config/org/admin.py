@@ -12,7 +12,16 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from config.org.models import ROLE_RANK, AuditLog, Department, Membership, Role, Share, User
+from config.org.models import (
+    ROLE_RANK,
+    ApiToken,
+    AuditLog,
+    Department,
+    Membership,
+    Role,
+    Share,
+    User,
+)
 
 admin.site.site_header = _("Customer Circle administration")
 admin.site.site_title = _("Customer Circle administration")
@@ -179,3 +188,53 @@ class AuditLogAdmin(ReadOnlyAdmin):
     search_fields = ["action", "=target_id", "actor__username"]
     date_hierarchy = "at"
     show_full_result_count = False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked here; they are created on /settings/tokens/, where the
+    secret is shown once (the admin never sees or stores a secret)."""
+
+    list_display = [
+        "name",
+        "prefix",
+        "department",
+        "source",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["department", "source", "revoked_at"]
+    list_select_related = ["department", "created_by"]
+    search_fields = ["name", "=prefix", "source"]
+    fields = [
+        "name",
+        "department",
+        "source",
+        "prefix",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        from config.org.tokens import token_departments_managed_by
+
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(department__in=token_departments_managed_by(request.user))
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request, queryset):
+        from config.org.tokens import api_token_revoke, can_manage_tokens
+
+        for token in queryset.filter(revoked_at__isnull=True).select_related("department"):
+            if can_manage_tokens(request.user, token.department):
+                api_token_revoke(token=token, by=request.user)
