@@ -43,11 +43,23 @@ from config.demo.data import (
     VISIT_OUTCOMES,
 )
 from config.demo.simulate import CampaignPlan, Catalogue, CompanySimulator, DemoSize
-from config.org.models import AuditLog, Department, Membership, Role
+from config.org.models import ApiToken, AuditLog, Department, Membership, Role
 from config.org.services import audit_record, share_grant
+from config.org.tokens import api_token_create
 from customers.metrics import metrics_rebuild
 from customers.models import AttributeDefinition, Customer, CustomerMetrics, Segment
-from experience.models import EventType, ExperienceValue, Product, Survey, Touchpoint
+from experience.commerce import carts_rebuild
+from experience.models import (
+    Event,
+    EventType,
+    ExperienceValue,
+    Product,
+    SituationRule,
+    Survey,
+    Touchpoint,
+)
+from experience.pipeline import CART_EVENT_TYPES
+from experience.situations import default_situation_rules
 from journeys.models import (
     Campaign,
     CampaignStep,
@@ -85,6 +97,9 @@ DEMO_LOGINS: list[DemoLogin] = [
     DemoLogin("sales-viewer", "circle-sales-viewer-2026", "sales", Role.VIEWER),
     DemoLogin("admin", "circle-admin-2026", None, None, sees_personal_data=True),
 ]
+# The web shop's published demo key for ``POST /api/v1/events`` (CRM's data, source web-shop).
+DEMO_API_TOKEN = "cc_0000demo_hanamori-web-shop-demo-key-2026"
+DEMO_API_TOKEN_SOURCE = "web-shop"
 # Holds ``customers.view_pii`` for the teams that contact customers (CRM and sales).
 PERSONAL_DATA_GROUP = "Personal data access"
 
@@ -165,6 +180,23 @@ def _ensure_logins(departments: dict[str, Department]) -> dict[str, Model]:
     return users
 
 
+@transaction.atomic
+def ensure_demo_api_token() -> ApiToken:
+    """The web shop's demo API token, working and with the published secret; idempotent."""
+    prefix = DEMO_API_TOKEN.split("_")[1]
+    token = ApiToken.objects.filter(prefix=prefix).first()
+    if token is not None:
+        token.delete()  # put it back as printed, even if someone revoked it
+    token, _secret = api_token_create(
+        name="Web shop (demo)",
+        department=ensure_departments()["crm"],
+        source=DEMO_API_TOKEN_SOURCE,
+        by=None,
+        secret=DEMO_API_TOKEN,
+    )
+    return token
+
+
 def _ensure_personal_data_group() -> Group:
     """The group whose members see customers' personal data unmasked (``can_view_pii``)."""
     view_pii = Permission.objects.get(content_type__app_label="customers", codename="view_pii")
@@ -186,6 +218,7 @@ _BULK_TABLES: tuple[type[Model], ...] = (
 )
 # Roots removed through the ORM so cascades, shares and tables added later are honoured.
 _ROOT_MODELS: tuple[type[Model], ...] = (
+    SituationRule,
     Campaign,
     Journey,
     Persona,
@@ -260,7 +293,24 @@ def seed_demo(
         bar.update()
     with _stage("Customer metrics", plan.customers, progress, unit="customer") as bar:
         metrics_rebuild(now=now, progress=lambda done, _total: bar.update(done - bar.n))
+    with _stage("Carts & detection rules", 2, progress) as bar:
+        _create_carts()
+        bar.update()
+        default_situation_rules(Department.objects.get(slug="crm"))
+        bar.update()
     return SeedResult(counts=writer.counts, seconds=time.monotonic() - started)
+
+
+def _create_carts() -> None:
+    """Carts of everyone with cart events, as the ingestion pipeline would have kept them."""
+    cart_types = EventType.objects.filter(name__in=CART_EVENT_TYPES)
+    customer_ids = (
+        Event.objects.filter(event_type__in=cart_types)
+        .order_by()
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+    carts_rebuild(customer_ids=list(customer_ids))
 
 
 def _stage(desc: str, total: int, progress: bool, unit: str = "step") -> tqdm:

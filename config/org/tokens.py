@@ -76,11 +76,15 @@ def can_manage_tokens(user, department: Department) -> bool:
 
 
 @transaction.atomic
-def api_token_create(*, name: str, department: Department, source: str, by) -> tuple[ApiToken, str]:
+def api_token_create(
+    *, name: str, department: Department, source: str, by, secret: str | None = None
+) -> tuple[ApiToken, str]:
     """A new token of ``department`` for integration ``source``, and its secret (shown once).
 
     Raises ``PermissionDenied`` unless ``by`` manages the department (``by=None`` is the
     operator at the shell), ``ValidationError`` naming the field for a bad name or source.
+    ``secret`` installs a given well-formed secret instead of a random one (the demo's
+    published key); a real installation never passes it.
     """
     if by is not None and not can_manage_tokens(by, department):
         raise PermissionDenied
@@ -94,11 +98,17 @@ def api_token_create(*, name: str, department: Department, source: str, by) -> t
         raise ValidationError(
             {"source": _t("Use lower-case letters, digits and hyphens, e.g. “web-shop”.")}
         )
-    while True:
-        prefix = secrets.token_hex(PREFIX_LENGTH // 2)
-        if not ApiToken.objects.filter(prefix=prefix).exists():
-            break
-    raw = f"{SECRET_PREFIX}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
+    if secret is not None:
+        prefix = _split(secret)
+        if prefix is None or ApiToken.objects.filter(prefix=prefix).exists():
+            raise ValidationError({"secret": "not a well-formed, unused secret"})
+        raw = secret
+    else:
+        while True:
+            prefix = secrets.token_hex(PREFIX_LENGTH // 2)
+            if not ApiToken.objects.filter(prefix=prefix).exists():
+                break
+        raw = f"{SECRET_PREFIX}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}"
     token = ApiToken.objects.create(
         name=name,
         department=department,

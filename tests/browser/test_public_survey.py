@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUESTION_JA = "このお店を友人にすすめる可能性はどのくらいありますか?"
 QUESTION_EN = "How likely are you to recommend our shop to a friend?"
 ALREADY = "You have already answered this survey. Thank you!"
+ALREADY_JA = "このアンケートには回答済みです。ご協力ありがとうございました。"
 
 
 @pytest.fixture
@@ -63,11 +64,11 @@ def test_customer_answers_in_japanese_and_a_second_post_is_refused(live_server, 
 
     second_tab.get_by_label("0", exact=True).check()
     second_tab.locator("button[type=submit]").click()  # a real second POST of the form
-    expect(second_tab.get_by_role("heading", name=ALREADY)).to_be_visible()
+    expect(second_tab.get_by_role("heading", name=ALREADY_JA)).to_be_visible()
     assert second_tab.locator("html").get_attribute("lang") == "ja"
 
     page.go_back()  # the form is not cached: going back shows the refusal too
-    expect(page.get_by_role("heading", name=ALREADY)).to_be_visible()
+    expect(page.get_by_role("heading", name=ALREADY_JA)).to_be_visible()
     assert list(SurveyResponse.objects.values_list("score", flat=True)) == [10]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from io import StringIO
 
 import pytest
@@ -14,22 +15,27 @@ from django.utils import timezone
 
 from config.demo.data import DEPARTMENTS
 from config.demo.seed import (
+    DEMO_API_TOKEN,
     DEMO_LOGINS,
     PERSONAL_DATA_GROUP,
     SEED_AUDIT_ACTION,
     DemoDataError,
     demo_data_reset,
+    ensure_demo_api_token,
     ensure_demo_logins,
     seed_demo,
 )
 from config.org.models import AuditLog, Department, Membership, User
+from config.org.tokens import api_token_authenticate, api_token_revoke
 from customers.models import Customer, CustomerMetrics, Identity, LifecycleStage
 from customers.selectors import can_view_pii
+from experience.commerce import abandoned_carts
 from experience.models import (
     Event,
     EventType,
     ExperienceValue,
     Order,
+    SituationRule,
     SurveyResponse,
     Touchpoint,
 )
@@ -168,6 +174,25 @@ def test_some_recent_carts_were_left_without_buying(demo_company):
     bought = Exists(recent.filter(event_type__name="purchase"))
 
     assert Customer.objects.filter(carted).exclude(bought).count() >= 20
+
+
+def test_abandoned_carts_are_ready_for_the_cart_abandonment_campaign(demo_company):
+    assert abandoned_carts(idle_for=dt.timedelta(hours=1), now=demo_company).count() >= 20
+
+
+def test_crm_owns_the_shipped_situation_rules():
+    rules = SituationRule.objects.filter(owner_department__slug="crm", is_active=True)
+
+    assert set(rules.values_list("kind", flat=True)) >= {"marriage", "moving", "job_change"}
+
+
+def test_the_printed_demo_api_token_works_even_after_it_was_revoked():
+    api_token_revoke(token=ensure_demo_api_token(), by=None)
+
+    token = ensure_demo_api_token()
+
+    assert api_token_authenticate(DEMO_API_TOKEN) == token
+    assert token.department.slug == "crm"
 
 
 def test_touchpoints_cover_every_channel():

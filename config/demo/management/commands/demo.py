@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from config.demo.seed import DEMO_LOGINS, SIZES, ensure_demo_logins, seed_demo
+from config.demo.seed import (
+    DEMO_API_TOKEN,
+    DEMO_LOGINS,
+    SIZES,
+    ensure_demo_api_token,
+    ensure_demo_logins,
+    seed_demo,
+)
 from config.demo.stack import run_stack
 from customers.models import Customer
 from customers.tasks import ensure_segment_schedules
+
+EXAMPLE_BATCH = {
+    "events": [
+        {
+            "type": "page_view",
+            "occurred_at": "2026-11-22T10:00:00+09:00",
+            "identifiers": {"cookie": "demo-cookie-1"},
+            "properties": {"path": "/"},
+        }
+    ]
+}
 
 
 class Command(BaseCommand):
@@ -34,6 +54,7 @@ class Command(BaseCommand):
             result = seed_demo(size=size, progress=verbosity > 0)
             self.stdout.write(f"Seeded in {result.seconds:.0f} s.")
         ensure_demo_logins()
+        ensure_demo_api_token()
         ensure_segment_schedules()
         self.stdout.write(self._banner(addrport))
         if setup_only:
@@ -71,6 +92,10 @@ class Command(BaseCommand):
                 f"Open {url}  (Ctrl-C stops the web server and the task worker)",
                 "",
                 *lines,
+                "",
+                "Send events as the web shop (API token of CRM, source web-shop):",
+                f"  curl -X POST {url}api/v1/events -H 'Authorization: Bearer {DEMO_API_TOKEN}' \\",
+                f"    -H 'Content-Type: application/json' -d '{json.dumps(EXAMPLE_BATCH)}'",
                 rule,
             ]
         )
