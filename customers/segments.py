@@ -75,7 +75,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from config.org.models import ROLE_RANK, Department, Role
+from config.org.models import Department, Role
+from config.org.selectors import departments_where
 from config.org.services import audit_record, share_grant, share_revoke
 from customers.models import (
     AttributeDefinition,
@@ -1301,11 +1302,4 @@ def segment_unshare(*, segment: Segment, department: Department, by) -> None:
 
 def editable_department_choices(user) -> QuerySet[Department]:
     """Departments the user may create segments for (editor or manager there)."""
-    if user.is_superuser:
-        return Department.objects.all()
-    ids = [
-        dept_id
-        for dept_id, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
-    return Department.objects.filter(pk__in=ids)
+    return departments_where(user, Role.EDITOR)

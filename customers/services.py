@@ -18,7 +18,8 @@ from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from config.org.models import ROLE_RANK, Role
+from config.org.models import Role
+from config.org.selectors import has_role_anywhere
 from config.org.services import audit_record
 from customers.identity import IdentifierError, mask_identifier, normalize_identifier
 from customers.metrics import metrics_rebuild
@@ -106,27 +107,19 @@ def profile_changed_on_commit(
 # --- who may do what --------------------------------------------------------------------
 
 
-def _has_role_anywhere(user, role: str) -> bool:
-    if not (user and user.is_authenticated):
-        return False
-    if user.is_superuser:
-        return True
-    return any(ROLE_RANK[held] >= ROLE_RANK[role] for held in user.roles_by_department.values())
-
-
 def can_edit_customers(user) -> bool:
     """Profiles are company-wide: an editor or manager of any department may change them."""
-    return _has_role_anywhere(user, Role.EDITOR)
+    return has_role_anywhere(user, Role.EDITOR)
 
 
 def can_merge_customers(user) -> bool:
     """Merging is an edit: editors and managers of any department, and administrators."""
-    return _has_role_anywhere(user, Role.EDITOR)
+    return has_role_anywhere(user, Role.EDITOR)
 
 
 def can_undo_merges(user) -> bool:
     """Undoing a merge splits a person again: managers of any department and administrators."""
-    return _has_role_anywhere(user, Role.MANAGER)
+    return has_role_anywhere(user, Role.MANAGER)
 
 
 # --- profile fields ---------------------------------------------------------------------

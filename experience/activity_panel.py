@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from config.org.models import Role
+from config.org.selectors import has_role_anywhere
 from customers.panels import ProfilePanel, register_profile_panel
 from experience.forms import ActivityForm
 from experience.selectors import touchpoints_for_activity
-from experience.services import can_edit_somewhere
 
 
 def activity_panel_context(*, user, customer, form=None, message: str = "") -> dict:
@@ -26,7 +27,7 @@ def activity_panel_context(*, user, customer, form=None, message: str = "") -> d
 
 def activity_panel(*, request, customer, show_pii: bool) -> dict | None:
     """The panel's context, or ``None`` for viewers (they cannot record anything)."""
-    if not can_edit_somewhere(request.user) or customer.merged_into_id is not None:
+    if not has_role_anywhere(request.user, Role.EDITOR) or customer.merged_into_id is not None:
         return None
     return activity_panel_context(user=request.user, customer=customer)
 

@@ -37,7 +37,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
-from config.org.models import ROLE_RANK, Role
+from config.org.models import Role
+from config.org.selectors import has_role_anywhere
 from config.org.services import audit_record
 from customers.imports import db_value, insert_rows, update_rows
 from experience.models import (
@@ -446,13 +447,7 @@ def catalogue_editable_by(user) -> bool:
     and so do users without a department (an integration token acts as an editor of its
     department).
     """
-    if not (user and user.is_authenticated):
-        return False
-    if user.is_superuser:
-        return True
-    return any(
-        ROLE_RANK[held] >= ROLE_RANK[Role.EDITOR] for held in user.roles_by_department.values()
-    )
+    return has_role_anywhere(user, Role.EDITOR)
 
 
 def clean_product_fields(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
-from config.org.models import ROLE_RANK, Role
+from config.org.models import Role
 from experience.models import Event, EventType
 
 SCHEMA_TYPES = ("string", "number", "integer", "boolean", "datetime", "object", "array")
@@ -148,16 +148,6 @@ def event_types_with_volume(*, days: int = 30) -> list[EventType]:
     return types
 
 
-def editor_department_ids(user) -> list[int]:
-    if user.is_superuser:
-        return []
-    return [
-        pk
-        for pk, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
-
-
 def can_edit_event_type(user, event_type: EventType | None) -> bool:
     """Editors of the owning department; any editor for an unowned type; the administrator.
 
@@ -168,7 +158,7 @@ def can_edit_event_type(user, event_type: EventType | None) -> bool:
         return False
     if user.is_superuser:
         return True
-    editors = editor_department_ids(user)
+    editors = user.department_ids_with_role(Role.EDITOR)
     if event_type is None or event_type.owner_department_id is None:
         return bool(editors)
     return event_type.owner_department_id in editors
@@ -193,7 +183,7 @@ def event_type_save(
     if not can_edit_event_type(by, event_type):
         raise PermissionDenied
     if owner_department is not None and not (
-        by.is_superuser or owner_department.pk in editor_department_ids(by)
+        by.is_superuser or by.has_role(owner_department.pk, Role.EDITOR)
     ):
         raise PermissionDenied
     validate_schema(property_schema)
@@ -207,4 +197,16 @@ def event_type_save(
     event_type.owner_department = owner_department
     event_type.property_schema = property_schema
     event_type.save()
+    return event_type
+
+
+def event_type_ensure(name: str, *, description: str, schema: dict[str, str]) -> EventType:
+    """The registry entry ``name``, created with its description and schema on first use.
+
+    For the events the platform writes itself (staff activities, survey answers, detected
+    situations, DMP signals): an existing entry, perhaps edited by staff, is left as it is.
+    """
+    event_type, _created = EventType.objects.get_or_create(
+        name=name, defaults={"description": description, "property_schema": schema}
+    )
     return event_type

@@ -6,10 +6,11 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from config.org.models import Department
+from config.org.models import Department, Role
+from config.org.selectors import departments_where
 from experience.models import ExperienceValue, Touchpoint
 from experience.selectors import TouchpointMapFilters
-from experience.services import NOTE_MAX, OUTCOME_MAX, editor_department_ids
+from experience.services import NOTE_MAX, OUTCOME_MAX
 
 ANY = [("", _("Any"))]
 
@@ -85,12 +86,9 @@ class TouchpointForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["experience_values"].choices = value_choices()
-        ids = editor_department_ids(user)
-        departments = Department.objects.order_by("name")
-        self.fields["owner_department"].queryset = (
-            departments if ids is None else departments.filter(pk__in=ids)
-        )
-        if ids is not None and len(ids) == 1:
+        departments = departments_where(user, Role.EDITOR).order_by("name")
+        self.fields["owner_department"].queryset = departments
+        if not user.is_superuser and len(ids := user.department_ids_with_role(Role.EDITOR)) == 1:
             self.fields["owner_department"].initial = ids[0]
 
     def value_options(self) -> list[tuple]:

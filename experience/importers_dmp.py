@@ -23,8 +23,7 @@ from customers.imports import Importer, ImportField, Record, RowError, register_
 from customers.models import Identity
 from experience.importers import parse_ordered_at
 from experience.ingest import EventValidator, events_store
-from experience.models import EventType
-from experience.situations import DMP_SIGNAL_EVENT, DMP_SIGNAL_SCHEMA
+from experience.situations import DMP_SIGNAL_EVENT, dmp_signal_event_type
 
 DMP_IMPORT_KIND = "dmp"
 """``ImportJob.kind`` of DMP signal files (the column holds at most ten characters)."""
@@ -39,18 +38,6 @@ _COLUMNS = {
     "properties.signal": "signal",
     "properties.score": "score",
 }
-
-
-def dmp_signal_event_type() -> EventType:
-    """The ``dmp_signal`` event type, registered on first use."""
-    event_type, _created = EventType.objects.get_or_create(
-        name=DMP_SIGNAL_EVENT,
-        defaults={
-            "description": "A life-style or interest signal from the external DMP.",
-            "property_schema": DMP_SIGNAL_SCHEMA,
-        },
-    )
-    return event_type
 
 
 class DmpSignalImporter(Importer):

@@ -287,6 +287,30 @@ def _stored_event_ids(source: str, event_ids: list[str]) -> set[str]:
 
 
 @transaction.atomic
+def events_record(*, events: Sequence[Event]) -> list[Event]:
+    """Store events the platform itself produced for customers it already knows.
+
+    Staff activities, survey answers and detected situations need no identity resolution:
+    each ``Event`` names its customer, event type (instance) and an ``event_id``. Events
+    whose ``(source, event_id)`` is already stored are skipped, so a replay adds nothing;
+    the rest are inserted in bulk (with their ids) and handed to the after-ingest pipeline.
+    """
+    fresh: list[Event] = []
+    for source in {event.source for event in events}:
+        ids = [event.event_id for event in events if event.source == source]
+        known = _stored_event_ids(source, ids)
+        fresh += [e for e in events if e.source == source and e.event_id not in known]
+    stored = Event.objects.bulk_create(fresh, batch_size=1000)
+    touched: dict[str, set[int]] = {}
+    for event in stored:
+        touched.setdefault(event.event_type.name, set()).add(event.customer_id)
+    from experience.pipeline import events_stored
+
+    events_stored(touched={name: sorted(ids) for name, ids in touched.items()})
+    return stored
+
+
+@transaction.atomic
 def events_store(*, events: Sequence[CleanEvent], source: str, by=None) -> StoreResult:
     """Store validated events once per ``(source, event_id)``; resolve their people first.
 

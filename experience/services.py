@@ -11,9 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from config.org.models import ROLE_RANK, Department, Role
+from config.org.models import Department, Role
+from config.org.selectors import departments_where, has_role_anywhere
 from config.org.services import audit_record
 from customers.models import Customer
+from experience.event_types import event_type_ensure
+from experience.ingest import events_record
 from experience.models import Event, EventType, ExperienceValue, Touchpoint
 
 TOUCHPOINT_FIELDS = frozenset(
@@ -43,25 +46,6 @@ GIST_MAX = 200
 CLOCK_SKEW = dt.timedelta(minutes=1)
 
 
-def editor_department_ids(user) -> list[int] | None:
-    """Departments where the user is editor or manager; ``None`` means all (administrator)."""
-    if not user.is_authenticated:
-        return []
-    if user.is_superuser:
-        return None
-    return [
-        dept_id
-        for dept_id, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
-
-
-def can_edit_somewhere(user) -> bool:
-    """True for editors and managers of any department, and administrators."""
-    ids = editor_department_ids(user)
-    return ids is None or bool(ids)
-
-
 def _value_objects(values: Iterable) -> list[ExperienceValue]:
     """Experience values from codes or instances; unknown codes name the field."""
     codes = [value.code if isinstance(value, ExperienceValue) else str(value) for value in values]
@@ -77,10 +61,9 @@ def _value_objects(values: Iterable) -> list[ExperienceValue]:
 
 
 def _check_owner(department, by) -> None:
-    allowed = editor_department_ids(by)
     if not isinstance(department, Department):
         raise ValidationError({"owner_department": _("Choose the owner department.")})
-    if allowed is not None and department.pk not in allowed:
+    if not departments_where(by, Role.EDITOR).filter(pk=department.pk).exists():
         raise ValidationError(
             {
                 "owner_department": _(
@@ -173,19 +156,11 @@ def touchpoint_update(*, touchpoint: Touchpoint, by, **fields) -> Touchpoint:
 def activity_event_type(kind: str) -> EventType:
     """The registry entry of a staff activity, created with its schema when missing."""
     description, prop = ACTIVITY_KINDS[kind]
-    event_type, _created = EventType.objects.get_or_create(
-        name=kind,
-        defaults={
-            "description": description,
-            "property_schema": {
-                prop: "string",
-                "note": "string",
-                "outcome": "string",
-                "recorded_by": "integer",
-            },
-        },
+    return event_type_ensure(
+        kind,
+        description=description,
+        schema={prop: "string", "note": "string", "outcome": "string", "recorded_by": "integer"},
     )
-    return event_type
 
 
 @transaction.atomic
@@ -208,9 +183,8 @@ def activity_record(
     encounter delivered. Raises ``PermissionDenied`` unless ``by`` edits in some department,
     and ``ValidationError`` naming the field on bad input.
     """
-    from experience.pipeline import events_stored
 
-    if not can_edit_somewhere(by):
+    if not has_role_anywhere(by, Role.EDITOR):
         raise PermissionDenied
     errors: dict[str, str] = {}
     if kind not in ACTIVITY_KINDS:
@@ -247,15 +221,18 @@ def activity_record(
     gist = (touchpoint.code if touchpoint else "") if prop == "store" else note.splitlines()[0]
     if gist:
         properties[prop] = gist[:GIST_MAX]
-    event = Event.objects.create(
-        customer=customer,
-        event_type=activity_event_type(kind),
-        touchpoint=touchpoint,
-        occurred_at=occurred_at,
-        source=ACTIVITY_SOURCE,
-        event_id=f"{ACTIVITY_SOURCE}-{uuid.uuid4()}",
-        properties=properties,
-        value_bits=ExperienceValue.bits_for(codes),
+    [event] = events_record(
+        events=[
+            Event(
+                customer=customer,
+                event_type=activity_event_type(kind),
+                touchpoint=touchpoint,
+                occurred_at=occurred_at,
+                source=ACTIVITY_SOURCE,
+                event_id=f"{ACTIVITY_SOURCE}-{uuid.uuid4()}",
+                properties=properties,
+                value_bits=ExperienceValue.bits_for(codes),
+            )
+        ]
     )
-    events_stored(touched={kind: [customer.pk]})
     return event

@@ -28,9 +28,11 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from config.org.models import ROLE_RANK, Department, Role
+from config.org.models import Department, Role
 from config.org.services import audit_record
 from customers.models import Customer, LifeEvent
+from experience.event_types import event_type_ensure
+from experience.ingest import events_record
 from experience.models import Event, EventType, SituationRule
 
 SITUATION_EVENT = "situation_detected"
@@ -49,16 +51,22 @@ def rule_source(rule_id: int) -> str:
     return f"{RULE_SOURCE_PREFIX}{rule_id}"
 
 
+def dmp_signal_event_type() -> EventType:
+    """The ``dmp_signal`` event type, registered on first use."""
+    return event_type_ensure(
+        DMP_SIGNAL_EVENT,
+        description="A life-style or interest signal from the external DMP.",
+        schema=DMP_SIGNAL_SCHEMA,
+    )
+
+
 def situation_event_type() -> EventType:
     """The ``situation_detected`` event type, registered on first use."""
-    event_type, _created = EventType.objects.get_or_create(
-        name=SITUATION_EVENT,
-        defaults={
-            "description": "A life situation was detected on the profile.",
-            "property_schema": SITUATION_EVENT_SCHEMA,
-        },
+    return event_type_ensure(
+        SITUATION_EVENT,
+        description="A life situation was detected on the profile.",
+        schema=SITUATION_EVENT_SCHEMA,
     )
-    return event_type
 
 
 # --- matching ---------------------------------------------------------------------------
@@ -194,8 +202,8 @@ def _store(life_events: list[LifeEvent]) -> list[LifeEvent]:
 def _emit(life_events: list[LifeEvent]) -> None:
     """One ``situation_detected`` event per detection, idempotent on ``life-event-<id>``."""
     event_type = situation_event_type()
-    Event.objects.bulk_create(
-        [
+    events_record(
+        events=[
             Event(
                 customer_id=life_event.customer_id,
                 event_type=event_type,
@@ -209,9 +217,7 @@ def _emit(life_events: list[LifeEvent]) -> None:
                 },
             )
             for life_event in life_events
-        ],
-        batch_size=1000,
-        ignore_conflicts=True,
+        ]
     )
 
 
@@ -268,9 +274,6 @@ def life_event_record(
         department=department,
     )
     _emit([life_event])
-    from experience.pipeline import events_stored
-
-    events_stored(touched={SITUATION_EVENT: [customer.pk]})
     return life_event
 
 
@@ -282,9 +285,7 @@ def can_handle_life_event(user, life_event: LifeEvent) -> bool:
         return True
     if life_event.department_id is not None:
         return user.has_role(life_event.department_id, Role.EDITOR)
-    return any(
-        ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR] for role in user.roles_by_department.values()
-    )
+    return bool(user.department_ids_with_role(Role.EDITOR))
 
 
 @transaction.atomic
@@ -415,13 +416,7 @@ def default_situation_rules(department: Department) -> list[SituationRule]:
     Page views and ad clicks must exist as event types for their rules; the ``dmp_signal``
     type is registered here. Used by the demo seed and by a fresh installation.
     """
-    dmp, _created = EventType.objects.get_or_create(
-        name=DMP_SIGNAL_EVENT,
-        defaults={
-            "description": "A life-style or interest signal from the external DMP.",
-            "property_schema": DMP_SIGNAL_SCHEMA,
-        },
-    )
+    dmp = dmp_signal_event_type()
     page_view, _created = EventType.objects.get_or_create(
         name="page_view", defaults={"property_schema": {"path": "string"}}
     )
@@ -570,9 +565,6 @@ def _record_many(
         ]
     )
     _emit(stored)
-    from experience.pipeline import events_stored
-
-    events_stored(touched={SITUATION_EVENT: ids})
     return stored
 
 

@@ -29,11 +29,14 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
-from config.org.models import ROLE_RANK, Department, Role
+from config.org.models import Department, Role
+from config.org.selectors import departments_where
 from config.org.services import audit_record
 from customers.models import AttributeDefinition, Customer
 from customers.panels import ProfilePanel, register_profile_panel
 from customers.selectors import can_view_pii, customer_merge_winner, mask_text
+from experience.event_types import event_type_ensure
+from experience.ingest import events_record
 from experience.models import (
     Event,
     EventType,
@@ -99,16 +102,7 @@ class AlreadyAnswered(InvitationError):
 
 def editable_departments(user) -> QuerySet[Department]:
     """Departments the user may create surveys for (editor or manager there)."""
-    if not (user and user.is_authenticated):
-        return Department.objects.none()
-    if user.is_superuser:
-        return Department.objects.all()
-    ids = [
-        dept_id
-        for dept_id, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
-    return Department.objects.filter(pk__in=ids)
+    return departments_where(user, Role.EDITOR)
 
 
 def survey_can_edit(*, survey: Survey, user) -> bool:
@@ -378,14 +372,11 @@ def _clean_answer(survey: Survey, *, score, choice, comment) -> dict:
 
 
 def _event_type() -> EventType:
-    event_type, _created = EventType.objects.get_or_create(
-        name=EVENT_TYPE,
-        defaults={
-            "description": "A customer answered a survey (NPS, CSAT or preference).",
-            "property_schema": EVENT_SCHEMA,
-        },
+    return event_type_ensure(
+        EVENT_TYPE,
+        description="A customer answered a survey (NPS, CSAT or preference).",
+        schema=EVENT_SCHEMA,
     )
-    return event_type
 
 
 @transaction.atomic
@@ -435,18 +426,19 @@ def response_submit(
         properties["score"] = answer["score"]
     if answer["choice"]:
         properties["choice"] = answer["choice"]
-    Event.objects.create(
-        customer=customer,
-        event_type=_event_type(),
-        touchpoint_id=touchpoint_id,
-        occurred_at=now,
-        source=EVENT_SOURCE,
-        event_id=f"response-{response.pk}",
-        properties=properties,
+    events_record(
+        events=[
+            Event(
+                customer=customer,
+                event_type=_event_type(),
+                touchpoint_id=touchpoint_id,
+                occurred_at=now,
+                source=EVENT_SOURCE,
+                event_id=f"response-{response.pk}",
+                properties=properties,
+            )
+        ]
     )
-    from experience.pipeline import events_stored
-
-    events_stored(touched={EVENT_TYPE: [customer.pk]})
     invitation.answered_at = now
     return response
 

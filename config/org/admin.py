@@ -13,7 +13,6 @@ from django.db.models import Count, QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from config.org.models import (
-    ROLE_RANK,
     ApiToken,
     AuditLog,
     Department,
@@ -22,6 +21,7 @@ from config.org.models import (
     Share,
     User,
 )
+from config.org.selectors import departments_where, has_role_anywhere
 
 admin.site.site_header = _("Customer Circle administration")
 admin.site.site_title = _("Customer Circle administration")
@@ -30,14 +30,6 @@ admin.site.index_title = _("Data of the four circles")
 
 def _is_department_owned(model) -> bool:
     return hasattr(model._default_manager, "visible_to")
-
-
-def _editor_department_ids(user) -> list[int]:
-    return [
-        department_id
-        for department_id, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
 
 
 class DepartmentScopedAdmin:
@@ -74,7 +66,7 @@ class DepartmentScopedAdmin:
 
     def has_add_permission(self, request, *args):
         allowed = super().has_add_permission(request, *args)
-        return allowed and (request.user.is_superuser or bool(_editor_department_ids(request.user)))
+        return allowed and has_role_anywhere(request.user, Role.EDITOR)
 
     def has_change_permission(self, request, obj=None):
         allowed = super().has_change_permission(request, obj)
@@ -96,7 +88,7 @@ class DepartmentScopedAdmin:
         related = db_field.related_model
         user = request.user
         if db_field.name == "owner_department" and not user.is_superuser:
-            kwargs["queryset"] = Department.objects.filter(pk__in=_editor_department_ids(user))
+            kwargs["queryset"] = departments_where(user, Role.EDITOR)
         elif db_field.name == self.scoped_through:
             kwargs["queryset"] = related._default_manager.editable_by(user)
         elif _is_department_owned(related):

@@ -11,13 +11,13 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from config.org.models import ROLE_RANK, ApiToken, Role
+from config.org.models import ApiToken, DepartmentRoles, Role
 from config.org.tokens import api_token_authenticate
 
 KEYWORDS = ("bearer", "token")
 
 
-class IntegrationPrincipal:
+class IntegrationPrincipal(DepartmentRoles):
     """Who is asking when an integration calls with a token: an editor of one department."""
 
     is_authenticated = True
@@ -31,14 +31,6 @@ class IntegrationPrincipal:
         # DRF's throttles key on ``user.pk``: one bucket per token, never shared.
         self.pk = self.id = f"token:{token.pk}"
         self.roles_by_department = {token.department_id: Role.EDITOR.value}
-
-    @property
-    def department_ids(self) -> list[int]:
-        return list(self.roles_by_department)
-
-    def has_role(self, department_id: int, role: str) -> bool:
-        held = self.roles_by_department.get(department_id)
-        return held is not None and ROLE_RANK[held] >= ROLE_RANK[role]
 
     def has_perm(self, perm: str, obj=None) -> bool:
         return False

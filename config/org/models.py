@@ -22,7 +22,34 @@ class Role(models.TextChoices):
 ROLE_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.MANAGER: 3}
 
 
-class User(AbstractUser):
+class DepartmentRoles:
+    """Role checks over ``roles_by_department`` (department id → role).
+
+    Shared by staff users and integration tokens (``config.org.authentication``), so every
+    "may this caller edit here?" question is answered by the same three methods.
+    """
+
+    roles_by_department: dict[int, str]
+
+    @property
+    def department_ids(self) -> list[int]:
+        return list(self.roles_by_department)
+
+    def has_role(self, department_id: int, role: str) -> bool:
+        """True if the caller holds ``role`` or a higher one in the department."""
+        held = self.roles_by_department.get(department_id)
+        return held is not None and ROLE_RANK[held] >= ROLE_RANK[role]
+
+    def department_ids_with_role(self, role: str) -> list[int]:
+        """The departments where the caller holds ``role`` or a higher one."""
+        return [
+            pk
+            for pk, held in self.roles_by_department.items()
+            if ROLE_RANK[held] >= ROLE_RANK[role]
+        ]
+
+
+class User(DepartmentRoles, AbstractUser):
     """A staff member; what they see follows from their department memberships."""
 
     class Meta(AbstractUser.Meta):
@@ -34,15 +61,6 @@ class User(AbstractUser):
     def roles_by_department(self) -> dict[int, str]:
         """Department id → role, loaded once per request (the user object lives per request)."""
         return dict(self.memberships.values_list("department_id", "role"))
-
-    @property
-    def department_ids(self) -> list[int]:
-        return list(self.roles_by_department)
-
-    def has_role(self, department_id: int, role: str) -> bool:
-        """True if the user holds ``role`` or a higher one in the department."""
-        held = self.roles_by_department.get(department_id)
-        return held is not None and ROLE_RANK[held] >= ROLE_RANK[role]
 
 
 class Department(models.Model):

@@ -20,6 +20,22 @@ def departments_visible_to(user) -> QuerySet[Department]:
     return Department.objects.all()
 
 
+def departments_where(user, role: str) -> QuerySet[Department]:
+    """Departments where the user holds ``role`` or a higher one; all for the administrator."""
+    if not (user and user.is_authenticated):
+        return Department.objects.none()
+    if user.is_superuser:
+        return Department.objects.all()
+    return Department.objects.filter(pk__in=user.department_ids_with_role(role))
+
+
+def has_role_anywhere(user, role: str) -> bool:
+    """True for the administrator and for holders of ``role`` (or higher) in any department."""
+    if not (user and user.is_authenticated):
+        return False
+    return user.is_superuser or bool(user.department_ids_with_role(role))
+
+
 def get_visible_or_404(queryset: DepartmentOwnedQuerySet, user, **lookup) -> Model:
     """Fetch one department-owned record the user may see.
 

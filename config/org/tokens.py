@@ -21,6 +21,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _t
 
 from config.org.models import ApiToken, Department, Role
+from config.org.selectors import departments_where
 from config.org.services import audit_record
 
 SECRET_PREFIX = "cc_"
@@ -49,12 +50,7 @@ def _split(raw: str) -> str | None:
 
 def token_departments_managed_by(user) -> QuerySet[Department]:
     """Departments whose tokens the user manages: where they are manager (all for admins)."""
-    if not user.is_authenticated:
-        return Department.objects.none()
-    if user.is_superuser:
-        return Department.objects.all()
-    ids = [pk for pk in user.department_ids if user.has_role(pk, Role.MANAGER)]
-    return Department.objects.filter(pk__in=ids)
+    return departments_where(user, Role.MANAGER)
 
 
 def api_tokens_manageable_by(user) -> QuerySet[ApiToken]:

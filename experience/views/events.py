@@ -18,10 +18,10 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods
 
-from config.org.models import Department
+from config.org.models import Role
+from config.org.selectors import departments_where
 from experience.event_types import (
     can_edit_event_type,
-    editor_department_ids,
     event_type_save,
     event_types_with_volume,
     validate_schema,
@@ -63,10 +63,7 @@ class EventTypeForm(forms.Form):
                 "property_schema": instance.property_schema,
             }
         super().__init__(*args, **kwargs)
-        departments = Department.objects.all()
-        if not user.is_superuser:
-            departments = departments.filter(pk__in=editor_department_ids(user))
-        self.fields["owner_department"].queryset = departments
+        self.fields["owner_department"].queryset = departments_where(user, Role.EDITOR)
         if instance is not None:
             self.fields["name"].disabled = True
 

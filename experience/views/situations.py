@@ -18,8 +18,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from config.org.models import ROLE_RANK, Department, Role
-from config.org.selectors import get_visible_or_404
+from config.org.models import Role
+from config.org.selectors import departments_where, get_visible_or_404
 from customers.models import LifeEvent
 from customers.selectors import can_view_pii
 from experience.models import EventType, SituationRule
@@ -180,24 +180,13 @@ class SituationRuleForm(forms.ModelForm):
         if self.instance.pk:
             del self.fields["owner_department"]
         else:
-            self.fields["owner_department"].queryset = _editor_departments(user)
+            self.fields["owner_department"].queryset = departments_where(user, Role.EDITOR)
         self.fields["property"].help_text = _(
             "A key of the event's properties, e.g. path or signal. Empty: every event counts."
         )
 
     def _post_clean(self):
         """Model validation runs in the service, which reports every field at once."""
-
-
-def _editor_departments(user):
-    if user.is_superuser:
-        return Department.objects.all()
-    ids = [
-        pk
-        for pk, role in user.roles_by_department.items()
-        if ROLE_RANK[role] >= ROLE_RANK[Role.EDITOR]
-    ]
-    return Department.objects.filter(pk__in=ids)
 
 
 def situation_rule_list(request):
@@ -222,7 +211,7 @@ def situation_rule_list(request):
         {
             "active_circle": "experience",
             "rules": rules,
-            "can_create": _editor_departments(request.user).exists(),
+            "can_create": departments_where(request.user, Role.EDITOR).exists(),
         },
     )
 
@@ -241,7 +230,7 @@ def _save_rule(request, form: SituationRuleForm, rule: SituationRule | None):
 
 def situation_rule_create_view(request):
     """A new rule, owned by a department the user edits for."""
-    if not _editor_departments(request.user).exists():
+    if not departments_where(request.user, Role.EDITOR).exists():
         raise PermissionDenied
     form = SituationRuleForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid() and _save_rule(request, form, None) is not None:

@@ -145,9 +145,7 @@ class SurveyForm(forms.Form):
     attribute = forms.ModelChoiceField(
         label=_("Profile attribute"),
         required=False,
-        queryset=AttributeDefinition.objects.filter(
-            type__in=[AttributeDefinition.Type.CHOICE, AttributeDefinition.Type.TEXT]
-        ),
+        queryset=AttributeDefinition.objects.none(),
         help_text=_("Preference surveys: the answer is stored in this customer attribute."),
     )
     touchpoint = forms.ModelChoiceField(
@@ -161,6 +159,9 @@ class SurveyForm(forms.Form):
     def __init__(self, *args, user, survey: Survey | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["touchpoint"].queryset = Touchpoint.objects.visible_to(user)
+        self.fields["attribute"].queryset = AttributeDefinition.objects.visible_to(user).filter(
+            type__in=[AttributeDefinition.Type.CHOICE, AttributeDefinition.Type.TEXT]
+        )
         if survey is None:
             self.fields["owner_department"].queryset = editable_departments(user)
         else:

@@ -11,7 +11,8 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
-from config.org.selectors import departments_visible_to, get_visible_or_404
+from config.org.models import Role
+from config.org.selectors import departments_visible_to, get_visible_or_404, has_role_anywhere
 from customers.models import Customer
 from customers.selectors import can_view_pii
 from experience.activity_panel import activity_panel_context
@@ -27,7 +28,6 @@ from experience.selectors import (
 )
 from experience.services import (
     activity_record,
-    can_edit_somewhere,
     touchpoint_create,
     touchpoint_update,
 )
@@ -56,7 +56,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "active_circle": "experience",
         "form": form,
         "map": touchpoint_map_data,
-        "can_create": can_edit_somewhere(user),
+        "can_create": has_role_anywhere(user, Role.EDITOR),
     }
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "experience/index.html#map", context)
@@ -120,7 +120,7 @@ def _form_page(request: HttpRequest, *, touchpoint: Touchpoint | None) -> HttpRe
 
 def touchpoint_create_view(request: HttpRequest) -> HttpResponse:
     """A new touchpoint, for editors and managers (viewers answer 403)."""
-    if not can_edit_somewhere(request.user):
+    if not has_role_anywhere(request.user, Role.EDITOR):
         raise PermissionDenied
     return _form_page(request, touchpoint=None)
 
@@ -158,7 +158,7 @@ def activity_record_view(request: HttpRequest, customer_pk: int) -> HttpResponse
     its timeline; without JavaScript the browser goes back to the profile.
     """
     user = request.user
-    if not can_edit_somewhere(user):
+    if not has_role_anywhere(user, Role.EDITOR):
         raise PermissionDenied
     customer = get_object_or_404(Customer, pk=customer_pk)
     form = ActivityForm(request.POST, touchpoints=touchpoints_for_activity(user))
