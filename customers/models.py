@@ -21,6 +21,13 @@ class LifecycleStage(models.TextChoices):
     CHURNED = "churned", _("Churned")
 
 
+class LeadStage(models.TextChoices):
+    """Where a prospect stands by lead score (thresholds in settings)."""
+
+    LEAD = "lead", _("Lead")
+    MQL = "mql", _("Marketing qualified (MQL)")
+
+
 class Customer(models.Model):
     """One person, however many identifiers and channels they reach us through."""
 
@@ -42,6 +49,12 @@ class Customer(models.Model):
     city = models.CharField(_("city"), max_length=100, blank=True)
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="ja"
+    )
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=50,
+        blank=True,
+        help_text=_("IANA name, e.g. America/Los_Angeles; blank means the company's time zone."),
     )
     lifecycle_stage = models.CharField(
         _("lifecycle stage"),
@@ -375,6 +388,14 @@ class CustomerMetrics(models.Model):
     rfm_frequency = models.PositiveSmallIntegerField(null=True, blank=True)
     rfm_monetary = models.PositiveSmallIntegerField(null=True, blank=True)
     lead_score = models.IntegerField(default=0, db_default=0, db_index=True)
+    lead_stage = models.CharField(
+        _("lead stage"),
+        max_length=10,
+        choices=LeadStage.choices,
+        blank=True,
+        db_default="",
+        default="",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

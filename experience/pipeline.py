@@ -10,10 +10,27 @@ recomputes the same state.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 CART_EVENT_TYPES = frozenset({"add_to_cart", "remove_from_cart", "checkout_completed", "purchase"})
 FAVORITE_EVENT_TYPES = frozenset({"favorite_added", "favorite_removed"})
+
+
+EventsListener = Callable[[Mapping[str, Collection[int]]], object]
+_LISTENERS: list[EventsListener] = []
+
+
+def register_events_listener(listener: EventsListener) -> None:
+    """Call ``listener(touched)`` at the end of :func:`process_stored_events`.
+
+    Outer circles react to new behaviour this way (circle ③ enrols triggered campaigns and
+    attributes conversions) without this circle importing them. ``touched`` maps event type
+    name → ids of the customers with new events of that type; listeners run after derived
+    data (metrics, segment membership, detected situations) is up to date. Registered from
+    an ``AppConfig.ready()``; registering twice is a no-op.
+    """
+    if listener not in _LISTENERS:
+        _LISTENERS.append(listener)
 
 
 def events_stored(*, touched: Mapping[str, Collection[int]]) -> None:
@@ -30,7 +47,8 @@ def process_stored_events(touched: Mapping[str, Collection[int]]) -> set[int]:
 
     Order matters: carts and favourites first (detection and segments may read them),
     then situation detection (which stores ``situation_detected`` events of its own),
-    then metrics and segment membership of everyone touched.
+    then metrics and segment membership of everyone touched, then the registered
+    listeners (:func:`register_events_listener`).
     """
     from customers.services import customers_derived_refresh
     from experience.commerce import carts_rebuild, favorites_sync
@@ -45,4 +63,6 @@ def process_stored_events(touched: Mapping[str, Collection[int]]) -> set[int]:
         favorites_sync(customer_ids=favorite_customers)
     situations_detect(customer_ids=everyone, event_types=set(touched))
     customers_derived_refresh(customer_ids=everyone)
+    for listener in list(_LISTENERS):
+        listener(touched)
     return everyone

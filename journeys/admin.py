@@ -7,13 +7,19 @@ from django.contrib import admin
 from config.org.admin import DepartmentScopedAdmin
 from journeys.models import (
     Campaign,
+    CampaignRun,
     CampaignStep,
     Comment,
+    ContactPolicy,
     Delivery,
+    Enrollment,
     Journey,
     Persona,
+    ScoringRule,
     StaffTask,
     Stage,
+    Suppression,
+    Variant,
 )
 
 
@@ -72,48 +78,149 @@ class CommentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 class CampaignStepInline(admin.TabularInline):
     model = CampaignStep
-    fields = ["position", "wait_days", "subject", "body"]
+    fields = ["position", "name", "delay_minutes", "condition"]
+    show_change_link = True
     extra = 0
 
 
 @admin.register(Campaign)
 class CampaignAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     inlines = [CampaignStepInline]
-    list_display = ["name", "kind", "channel", "status", "segment", "starts_at", "owner_department"]
-    list_filter = ["status", "channel", "kind", "owner_department"]
+    list_display = [
+        "name",
+        "kind",
+        "channel",
+        "status",
+        "priority",
+        "segment",
+        "next_run_at",
+        "owner_department",
+    ]
+    list_filter = ["status", "channel", "kind", "preset", "owner_department"]
     search_fields = ["name"]
     list_select_related = ["segment", "owner_department"]
-    raw_id_fields = ["journey_stage"]
-    autocomplete_fields = ["created_by"]
+    raw_id_fields = ["journey_stage", "task_store"]
+    autocomplete_fields = ["created_by", "task_assignee"]
     filter_horizontal = ["experience_values"]
-    readonly_fields = ["approved_by", "approved_at", "created_at"]
+    readonly_fields = [
+        "approval_requested_at",
+        "approved_by",
+        "approved_at",
+        "next_run_at",
+        "created_at",
+    ]
     date_hierarchy = "created_at"
+
+
+class VariantInline(admin.StackedInline):
+    model = Variant
+    fields = [("label", "weight"), "content"]
+    extra = 0
 
 
 @admin.register(CampaignStep)
 class CampaignStepAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     scoped_through = "campaign"
-    list_display = ["__str__", "campaign", "position", "wait_days", "subject"]
-    search_fields = ["subject", "campaign__name"]
+    inlines = [VariantInline]
+    list_display = ["__str__", "campaign", "position", "name", "delay_minutes"]
+    search_fields = ["name", "campaign__name"]
     list_select_related = ["campaign"]
+
+
+@admin.register(Variant)
+class VariantAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    scoped_through = "step__campaign"
+    list_display = ["__str__", "label", "weight"]
+    search_fields = ["step__campaign__name"]
+    list_select_related = ["step__campaign"]
+    raw_id_fields = ["step"]
+
+
+@admin.register(CampaignRun)
+class CampaignRunAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    scoped_through = "campaign"
+    list_display = ["campaign", "occurrence", "scheduled_for", "started_at", "enrolled"]
+    search_fields = ["campaign__name", "occurrence"]
+    list_select_related = ["campaign"]
+    raw_id_fields = ["campaign"]
+    readonly_fields = ["started_at"]
+
+
+@admin.register(Enrollment)
+class EnrollmentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    scoped_through = "campaign"
+    list_display = [
+        "id",
+        "campaign",
+        "customer",
+        "occurrence",
+        "status",
+        "is_holdout",
+        "next_position",
+        "next_due_at",
+    ]
+    list_filter = ["status", "is_holdout"]
+    raw_id_fields = ["campaign", "customer"]
+    list_select_related = ["campaign", "customer"]
+    show_full_result_count = False
 
 
 @admin.register(Delivery)
 class DeliveryAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     scoped_through = "campaign"
-    list_display = ["id", "campaign", "step__position", "customer", "occurrence", "status"]
-    list_filter = ["status"]
-    raw_id_fields = ["customer", "step"]
+    list_display = [
+        "id",
+        "campaign",
+        "step__position",
+        "customer",
+        "occurrence",
+        "status",
+        "reason",
+        "due_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "reason"]
+    search_fields = ["=id", "address"]
+    raw_id_fields = ["customer", "step", "enrollment", "variant", "order"]
     list_select_related = ["campaign", "step", "customer"]
-    readonly_fields = ["created_at"]
+    readonly_fields = ["created_at", "claim", "claimed_at", "attempts"]
     show_full_result_count = False
 
 
 @admin.register(StaffTask)
 class StaffTaskAdmin(admin.ModelAdmin):
-    list_display = ["title", "customer", "assignee", "store", "status", "due_at"]
-    list_filter = ["status", "store"]
+    list_display = ["title", "customer", "assignee", "store", "status", "outcome_code", "due_at"]
+    list_filter = ["status", "outcome_code", "department", "store"]
     search_fields = ["title"]
-    raw_id_fields = ["customer", "campaign"]
-    autocomplete_fields = ["assignee"]
+    raw_id_fields = ["customer", "campaign", "delivery"]
+    autocomplete_fields = ["assignee", "completed_by"]
     list_select_related = ["customer", "assignee", "store"]
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ["value", "channel", "reason", "created_by", "created_at"]
+    list_filter = ["channel", "reason"]
+    search_fields = ["value", "note"]
+    autocomplete_fields = ["created_by"]
+
+
+@admin.register(ContactPolicy)
+class ContactPolicyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "max_contacts", "window_days", "quiet_start", "quiet_end"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return not ContactPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ScoringRule)
+class ScoringRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "event_type", "points", "decay_percent", "is_active"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "event_type__name"]
+    autocomplete_fields = ["created_by"]
+    raw_id_fields = ["event_type"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -126,8 +128,71 @@ class Comment(models.Model):
         return self.body[:60]
 
 
+class ContactPolicy(models.Model):
+    """The company's one contact-pressure budget and quiet hours, across every department.
+
+    A single row (``ContactPolicy.current()``): at most ``max_contacts`` marketing contacts
+    per person in any ``window_days`` days, counting every channel and department (sales
+    visits included), and nothing sent between ``quiet_start`` and ``quiet_end`` in the
+    person's own time zone.
+    """
+
+    max_contacts = models.PositiveSmallIntegerField(_("marketing contacts per person"), default=3)
+    window_days = models.PositiveSmallIntegerField(_("in any period of (days)"), default=7)
+    max_defer_hours = models.PositiveSmallIntegerField(
+        _("defer for at most (hours)"),
+        default=72,
+        help_text=_("A message over the budget waits for a free slot this long, then is dropped."),
+    )
+    quiet_start = models.TimeField(_("quiet hours start"), default=dt.time(21, 0))
+    quiet_end = models.TimeField(_("quiet hours end"), default=dt.time(9, 0))
+    default_holdout_percent = models.PositiveSmallIntegerField(_("default holdout %"), default=10)
+    default_conversion_days = models.PositiveSmallIntegerField(
+        _("default attribution window (days)"), default=7
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="contact_policy_singleton"),
+            models.CheckConstraint(
+                condition=models.Q(max_contacts__gte=1, window_days__gte=1),
+                name="contact_policy_positive",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(default_holdout_percent__lte=50),
+                name="contact_policy_holdout_max_50",
+            ),
+        ]
+        verbose_name = _("contact policy")
+        verbose_name_plural = _("contact policy")
+
+    def __str__(self) -> str:
+        return str(_("Contact policy"))
+
+    @classmethod
+    def current(cls) -> ContactPolicy:
+        """The policy row, created with the defaults on first use."""
+        policy, _created = cls.objects.get_or_create(pk=1)
+        return policy
+
+
 class Campaign(DepartmentOwned):
-    """An action on customers: scheduled, triggered or a step sequence, on one channel."""
+    """An action on customers, on one channel, in one or more steps.
+
+    ``kind`` says what enrols a person: a one-off or recurring send to ``segment``, or a
+    trigger described by ``trigger`` (an event, a date attribute, entry into ``segment``, a
+    detected life situation). Each enrolment walks through the steps (a sequence when there
+    are several); ``audience_rules`` (a segment rule tree) filters who may enter.
+
+    ``trigger`` keys by kind — event: ``event_type``, optional ``properties`` (exact
+    matches); date: ``date_kind`` (ImportantDate.Kind) and ``days_before``; situation:
+    ``situation`` (LifeEvent.Kind). Every kind: ``unless`` — event types that end an
+    enrolment when they happen after it began ("unless a purchase happens first").
+    """
 
     class Channel(models.TextChoices):
         EMAIL = "email", _("Email")
@@ -146,17 +211,22 @@ class Campaign(DepartmentOwned):
         COMPLETED = "completed", _("Completed")
 
     class Kind(models.TextChoices):
-        ONE_OFF = "one_off", _("One-off")
-        RECURRING = "recurring", _("Recurring")
-        TRIGGERED = "triggered", _("Triggered")
-        SEQUENCE = "sequence", _("Step sequence")
+        ONE_OFF = "one_off", _("One-off send")
+        RECURRING = "recurring", _("Recurring send")
+        EVENT = "event", _("Triggered by an event")
+        DATE = "date", _("Before an important date")
+        SEGMENT_ENTRY = "segment_entry", _("On entering a segment")
+        SITUATION = "situation", _("On a detected life situation")
 
     name = models.CharField(_("name"), max_length=200)
     goal = models.TextField(_("goal"), blank=True)
-    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.ONE_OFF)
+    kind = models.CharField(_("kind"), max_length=15, choices=Kind.choices, default=Kind.ONE_OFF)
     channel = models.CharField(_("channel"), max_length=12, choices=Channel.choices)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    preset = models.CharField(
+        _("scenario preset"), max_length=30, blank=True, help_text=_("The preset it was made from.")
     )
     segment = models.ForeignKey(
         Segment,
@@ -166,7 +236,19 @@ class Campaign(DepartmentOwned):
         related_name="campaigns",
         verbose_name=_("audience segment"),
     )
+    audience_rules = models.JSONField(
+        _("entry conditions"),
+        default=dict,
+        blank=True,
+        help_text=_("A segment rule tree every person must match to enter."),
+    )
     trigger = models.JSONField(_("trigger"), default=dict, blank=True)
+    cron = models.CharField(
+        _("repeat (cron)"),
+        max_length=100,
+        blank=True,
+        help_text=_("Minute hour day month weekday, in the company time zone: 0 10 * * 5."),
+    )
     journey_stage = models.ForeignKey(
         Stage,
         null=True,
@@ -178,23 +260,60 @@ class Campaign(DepartmentOwned):
     experience_values = models.ManyToManyField(
         ExperienceValue, blank=True, related_name="campaigns", verbose_name=_("experience values")
     )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"),
+        default=50,
+        help_text=_("0–100. When the contact budget is short, higher priority goes first."),
+    )
+    is_marketing = models.BooleanField(
+        _("marketing contact"),
+        default=True,
+        help_text=_("Counts toward the contact budget and needs opt-in consent."),
+    )
+    respect_quiet_hours = models.BooleanField(_("respect quiet hours"), default=True)
     holdout_percent = models.PositiveSmallIntegerField(_("holdout %"), default=10)
+    conversion_window_days = models.PositiveSmallIntegerField(
+        _("attribution window (days)"), default=7
+    )
+    webhook_url = models.URLField(_("webhook URL"), blank=True)
+    task_assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("task assignee"),
+    )
+    task_store = models.ForeignKey(
+        Touchpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("task store"),
+    )
     starts_at = models.DateTimeField(_("starts"), null=True, blank=True)
     ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
+    next_run_at = models.DateTimeField(_("next run"), null=True, blank=True, db_index=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    approval_requested_at = models.DateTimeField(_("approval requested"), null=True, blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     approved_at = models.DateTimeField(_("approved"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(holdout_percent__lte=50), name="campaign_holdout_max_50"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(priority__lte=100), name="campaign_priority_max_100"
             ),
         ]
         verbose_name = _("campaign")
@@ -205,13 +324,17 @@ class Campaign(DepartmentOwned):
 
 
 class CampaignStep(models.Model):
-    """One message or task of a campaign; a sequence has several, with waits between."""
+    """One message or task of a campaign, sent ``delay_minutes`` after a person entered.
+
+    ``condition`` (a segment rule tree, empty = always) is checked when the step is due; a
+    person who no longer matches skips the step.
+    """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField(_("position"), default=1)
-    wait_days = models.PositiveSmallIntegerField(_("wait (days)"), default=0)
-    subject = models.CharField(_("subject"), max_length=200, blank=True)
-    body = models.TextField(_("body"), blank=True)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    delay_minutes = models.PositiveIntegerField(_("send after entry (minutes)"), default=0)
+    condition = models.JSONField(_("condition"), default=dict, blank=True)
 
     class Meta:
         ordering = ["campaign", "position"]
@@ -227,18 +350,128 @@ class CampaignStep(models.Model):
         return f"{self.campaign} #{self.position}"
 
 
+class Variant(models.Model):
+    """The content of a step, one per A/B variant; ``weight`` shares the non-holdout audience.
+
+    ``content`` maps a language code to ``{"subject": …, "body": …}`` (Django template
+    syntax with ``{{ customer.first_name }}`` and the product blocks of journeys.content);
+    a person gets their language, else the company's default.
+    """
+
+    step = models.ForeignKey(CampaignStep, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(_("variant"), max_length=20, default="A")
+    weight = models.PositiveSmallIntegerField(_("weight"), default=1)
+    content = models.JSONField(_("content"), default=dict, blank=True)
+
+    class Meta:
+        ordering = ["step", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "label"], name="uniq_variant_label"),
+        ]
+        verbose_name = _("variant")
+        verbose_name_plural = _("variants")
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.label}"
+
+
+class CampaignRun(models.Model):
+    """One slot of a one-off or recurring campaign: created once per slot, whatever retries."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="runs")
+    occurrence = models.CharField(_("occurrence"), max_length=40)
+    scheduled_for = models.DateTimeField(_("scheduled for"))
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    enrolled = models.PositiveIntegerField(_("enrolled"), default=0)
+    missed_slots = models.PositiveIntegerField(
+        _("missed slots"), default=0, help_text=_("Slots skipped while the system was down.")
+    )
+
+    class Meta:
+        ordering = ["-scheduled_for"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "occurrence"], name="uniq_campaign_run"),
+        ]
+        verbose_name = _("campaign run")
+        verbose_name_plural = _("campaign runs")
+
+    def __str__(self) -> str:
+        return f"{self.campaign} @ {self.occurrence}"
+
+
+class Enrollment(models.Model):
+    """One person's pass through a campaign, for one occurrence (a run, an event, a year…).
+
+    Unique on (campaign, customer, occurrence): a trigger seen twice enrols once. The
+    engine walks it step by step (``next_position`` due at ``next_due_at``); holdout
+    members walk too, so their conversions are tracked, but are never contacted.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        COMPLETED = "completed", _("Completed")
+        EXITED = "exited", _("Exited")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="enrollments")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="enrollments")
+    occurrence = models.CharField(_("occurrence"), max_length=40)
+    entered_at = models.DateTimeField(_("entered"))
+    trigger_received_at = models.DateTimeField(
+        _("trigger received"),
+        null=True,
+        blank=True,
+        help_text=_("When the platform learned of the trigger; latency is measured from here."),
+    )
+    context = models.JSONField(default=dict, blank=True)
+    is_holdout = models.BooleanField(_("holdout"), default=False)
+    bucket = models.PositiveSmallIntegerField(
+        _("bucket"), help_text=_("0–99, deterministic per campaign and person.")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE
+    )
+    next_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    exit_reason = models.CharField(_("exit reason"), max_length=100, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "customer", "occurrence"], name="uniq_enrollment"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_due_at"]),
+            models.Index(fields=["customer", "campaign"]),
+        ]
+        verbose_name = _("enrolment")
+        verbose_name_plural = _("enrolments")
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id} ← {self.customer_id} ({self.occurrence})"
+
+
 class Delivery(models.Model):
-    """One send of one step to one person, created before sending: exactly once."""
+    """One send of one step to one person, created before sending: exactly once.
+
+    The unique constraint on (campaign, step, customer, occurrence) forbids a second row;
+    workers claim pending rows (``claim`` token, ``claimed_at``) before handing them to the
+    channel, and the delivery id travels with the message as its idempotency key.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
         SENT = "sent", _("Sent")
         DELIVERED = "delivered", _("Delivered")
         OPENED = "opened", _("Opened")
         CLICKED = "clicked", _("Clicked")
         CONVERTED = "converted", _("Converted")
         FAILED = "failed", _("Failed")
+        UNCONFIRMED = "unconfirmed", _("Unconfirmed")
         SUPPRESSED = "suppressed", _("Suppressed")
+        CAPPED = "capped", _("Over contact budget")
         HOLDOUT = "holdout", _("Held out")
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="deliveries")
@@ -250,11 +483,35 @@ class Delivery(models.Model):
         default="once",
         help_text=_("Which run of a recurring or triggered campaign this send belongs to."),
     )
-    status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    enrollment = models.ForeignKey(
+        Enrollment, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    status = models.CharField(
+        _("status"), max_length=11, choices=Status.choices, default=Status.PENDING
+    )
+    reason = models.CharField(
+        _("reason"), max_length=40, blank=True, help_text=_("Why it was not sent, if it was not.")
+    )
+    address = models.CharField(_("address"), max_length=255, blank=True)
+    due_at = models.DateTimeField(_("due"), null=True, blank=True)
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("opened"), null=True, blank=True)
+    clicked_at = models.DateTimeField(_("clicked"), null=True, blank=True)
+    converted_at = models.DateTimeField(_("converted"), null=True, blank=True)
+    order = models.ForeignKey(
+        "experience.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revenue = models.DecimalField(
+        _("revenue"), max_digits=12, decimal_places=0, null=True, blank=True
+    )
     error = models.TextField(_("error"), blank=True)
 
     class Meta:
@@ -264,8 +521,10 @@ class Delivery(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["status", "due_at"]),
             models.Index(fields=["campaign", "status"]),
             models.Index(fields=["customer", "created_at"]),
+            models.Index(fields=["customer", "sent_at"]),
         ]
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
@@ -275,15 +534,37 @@ class Delivery(models.Model):
 
 
 class StaffTask(models.Model):
-    """An offline action: a salesperson or store calls on a targeted customer."""
+    """An offline action: a salesperson or store calls on a targeted customer.
+
+    Made by a delivery on the staff-task channel (one task per delivery); the recorded
+    outcome is stored back as an event, so offline work flows into the data like any other.
+    """
 
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
         DONE = "done", _("Done")
         CANCELLED = "cancelled", _("Cancelled")
 
+    class Outcome(models.TextChoices):
+        VISITED = "visited", _("Visited, talked")
+        PURCHASED = "purchased", _("Visited, bought")
+        NOT_HOME = "not_home", _("Not reached")
+        DECLINED = "declined", _("Not interested")
+        FOLLOW_UP = "follow_up", _("Follow up later")
+
     campaign = models.ForeignKey(
         Campaign, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_tasks"
+    )
+    delivery = models.OneToOneField(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="staff_task"
+    )
+    department = models.ForeignKey(
+        "org.Department",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("department"),
     )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="staff_tasks")
     assignee = models.ForeignKey(
@@ -293,18 +574,102 @@ class StaffTask(models.Model):
         Touchpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     title = models.CharField(_("title"), max_length=200)
+    instructions = models.TextField(_("instructions"), blank=True)
     due_at = models.DateTimeField(_("due"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.OPEN, db_index=True
     )
-    outcome = models.TextField(_("outcome"), blank=True)
+    outcome_code = models.CharField(
+        _("outcome"), max_length=10, choices=Outcome.choices, blank=True
+    )
+    outcome = models.TextField(_("notes"), blank=True)
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["due_at"]
+        indexes = [models.Index(fields=["assignee", "status"])]
         verbose_name = _("staff task")
         verbose_name_plural = _("staff tasks")
 
     def __str__(self) -> str:
         return self.title
+
+
+class Suppression(models.Model):
+    """An address nobody may contact on a channel (bounces, complaints, legal requests).
+
+    Global: it applies to every department's campaigns. ``value`` is the normalised
+    address (lower-case email, digits-only phone); ``channel`` blank means every channel.
+    """
+
+    class Reason(models.TextChoices):
+        BOUNCE = "bounce", _("Hard bounce")
+        COMPLAINT = "complaint", _("Spam complaint")
+        REQUEST = "request", _("Asked not to be contacted")
+        LEGAL = "legal", _("Legal or compliance")
+        OTHER = "other", _("Other")
+
+    channel = models.CharField(
+        _("channel"), max_length=12, choices=Campaign.Channel.choices, blank=True
+    )
+    value = models.CharField(_("address"), max_length=255)
+    reason = models.CharField(_("reason"), max_length=10, choices=Reason.choices)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "value"], name="uniq_suppression"),
+        ]
+        indexes = [models.Index(fields=["value"])]
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppression list")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ScoringRule(models.Model):
+    """Lead scoring: each matching event adds ``points``, fading by ``decay_percent`` a week."""
+
+    name = models.CharField(_("name"), max_length=100)
+    event_type = models.ForeignKey(
+        "experience.EventType",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("event type"),
+    )
+    properties = models.JSONField(
+        _("property matches"),
+        default=dict,
+        blank=True,
+        help_text=_('Exact matches on the event\'s properties, e.g. {"page": "pricing"}.'),
+    )
+    points = models.SmallIntegerField(_("points"))
+    decay_percent = models.PositiveSmallIntegerField(_("decay per week (%)"), default=10)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decay_percent__lte=100), name="scoring_decay_max_100"
+            ),
+        ]
+        verbose_name = _("scoring rule")
+        verbose_name_plural = _("scoring rules")
+
+    def __str__(self) -> str:
+        return self.name
