@@ -44,6 +44,8 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG e
 # public pages (survey answers, preference centre) show.
 SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 COMPANY_NAME = os.environ.get("COMPANY_NAME", "")
+# Sender identity in every marketing email (Japan's Specified Electronic Mail Act).
+COMPANY_ADDRESS = os.environ.get("COMPANY_ADDRESS", "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
@@ -124,6 +126,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# URLs typed without a scheme are https (the Django 6.0 default, opted into now).
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 AUTH_USER_MODEL = "org.User"
 LOGIN_URL = "login"
@@ -176,6 +180,24 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Customer Circle <noreply@localhost>")
+
+# Campaign channels (journeys/channels.py). CAMPAIGN_TRANSPORT=fake swaps every channel for
+# a local fake (benchmarks, demo); CAMPAIGN_FAKE_OUTBOX makes it append one JSON line per
+# message to that file.
+CAMPAIGN_FROM_EMAIL = os.environ.get("CAMPAIGN_FROM_EMAIL", "")
+CAMPAIGN_UNSUBSCRIBE_MAILTO = os.environ.get("CAMPAIGN_UNSUBSCRIBE_MAILTO", "")
+CAMPAIGN_TRANSPORT = os.environ.get("CAMPAIGN_TRANSPORT", "")
+CAMPAIGN_FAKE_OUTBOX = os.environ.get("CAMPAIGN_FAKE_OUTBOX", "")
+CHANNEL_WEBHOOK_SMS = os.environ.get("CHANNEL_WEBHOOK_SMS", "")
+CHANNEL_WEBHOOK_LINE = os.environ.get("CHANNEL_WEBHOOK_LINE", "")
+CHANNEL_WEBHOOK_PUSH = os.environ.get("CHANNEL_WEBHOOK_PUSH", "")
+WEBHOOK_SIGNING_SECRET = os.environ.get("WEBHOOK_SIGNING_SECRET", "")
+WEBHOOK_TIMEOUT = float(os.environ.get("WEBHOOK_TIMEOUT", "10"))
+WEBHOOK_ATTEMPTS = int(os.environ.get("WEBHOOK_ATTEMPTS", "3"))
+STAFF_TASK_DUE_DAYS = int(os.environ.get("STAFF_TASK_DUE_DAYS", "7"))
+# Lead scoring (journeys/scoring.py): a prospect is a lead, then an MQL, from these scores.
+LEAD_SCORE_LEAD_THRESHOLD = int(os.environ.get("LEAD_SCORE_LEAD_THRESHOLD", "20"))
+LEAD_SCORE_MQL_THRESHOLD = int(os.environ.get("LEAD_SCORE_MQL_THRESHOLD", "50"))
 
 # Security: strict by default outside DEBUG; each switch can be overridden by environment.
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("customers/", include("customers.urls")),
     path("experience/", include("experience.urls")),
     path("s/", include("experience.public_urls")),
+    # Campaign links (open pixel, tracked clicks, unsubscribe): public, signed tokens.
+    path("", include("journeys.views.tracking")),
     path("platform/", include("journeys.urls")),
     path("reports/", include("reports.urls")),
     path("settings/", include("config.org.urls")),

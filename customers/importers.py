@@ -419,7 +419,9 @@ class CustomerImporter(Importer):
                         changed_fields.add("attributes")
                         changed.add(customer_id)
             for channel, status in data["consents"].items():
-                desired_consents[(customer_id, channel)] = status
+                # Two rows of one person: a withdrawal anywhere in the chunk wins.
+                if desired_consents.get((customer_id, channel)) != Consent.Status.WITHDRAWN:
+                    desired_consents[(customer_id, channel)] = status
         now = timezone.now()
         if changed:
             names = sorted(changed_fields)
@@ -451,7 +453,7 @@ class CustomerImporter(Importer):
                     for pk in changed
                 },
             )
-        consent_changes = self._write_consents(
+        consent_changes, consents_kept = self._write_consents(
             desired_consents, existing_ids=existing_ids, source=job.source, by=by, now=now
         )
         import_refresh_derived(ids)
@@ -460,18 +462,23 @@ class CustomerImporter(Importer):
             "profiles_created": len(created),
             "profiles_updated": len(changed - created),
             "consents_changed": consent_changes,
+            "consents_kept": consents_kept,
         }
 
     @staticmethod
     def _write_consents(
         desired: dict[tuple[int, str], str], *, existing_ids: set[int], source, by, now
-    ) -> int:
+    ) -> tuple[int, int]:
         """Set consents in bulk, with one ConsentChange per real change (history kept).
 
+        Re-imports never resubscribe anyone: a withdrawn consent is only granted again by
+        the person (preference centre, unsubscribe page) or by staff on the profile, never
+        by a file, so such rows keep the withdrawal and are counted as kept, not as errors.
         Profiles created by this chunk have no consents yet, so only the others are read.
+        Returns (consents changed, withdrawals kept).
         """
         if not desired:
-            return 0
+            return 0, 0
         existing: dict[tuple[int, str], tuple[int, str]] = {}
         wanted = {customer_id for customer_id, _channel in desired} & existing_ids
         if wanted:
@@ -485,10 +492,13 @@ class CustomerImporter(Importer):
         to_create: list[tuple] = []
         to_update: list[tuple] = []
         changes: list[tuple[int, str]] = []
+        kept = 0
         for (customer_id, channel), status in desired.items():
             found = existing.get((customer_id, channel))
             if found is None:
                 to_create.append((customer_id, channel, status))
+            elif found[1] == Consent.Status.WITHDRAWN and status == Consent.Status.GRANTED:
+                kept += 1
             elif found[1] != status:
                 to_update.append((status, source, stamp, found[0]))
                 changes.append((found[0], status))
@@ -509,7 +519,7 @@ class CustomerImporter(Importer):
             changes,
             constants={"source": source, "changed_by": changed_by, "changed_at": stamp},
         )
-        return len(changes)
+        return len(changes), kept
 
 
 register_importer(CustomerImporter.kind, CustomerImporter)

@@ -829,3 +829,94 @@ def product_fans(product: Product, *, limit: int = 20) -> tuple[int, list]:
 
 def product_open_cart_count(product: Product) -> int:
     return CartItem.objects.filter(product=product, cart__item_count__gt=0).count()
+
+
+# --------------------------------------------------------------------------- product change events
+# (issue 6, added for circle ③'s back-in-stock, low-stock and price-drop triggers)
+
+PRODUCT_CHANGE_SOURCE = "catalogue"
+PRODUCT_RESTOCKED = "product_restocked"
+PRODUCT_LOW_STOCK = "product_low_stock"
+PRICE_DROPPED = "price_dropped"
+PRODUCT_EVENT_SCHEMA = {"sku": "string", "product_id": "integer", "old": "number", "new": "number"}
+PRODUCT_EVENT_LOOKBACK = dt.timedelta(days=1)
+
+
+def product_change_events_emit(*, now: dt.datetime | None = None) -> int:
+    """Turn recorded price and stock changes into events for the product's fans.
+
+    ``product_update`` and ``products_upsert`` record ``ProductChange`` rows but emit no
+    events; campaigns trigger on events, so for each change since the last one handled
+    (the latest such event's time, at most a day back) every customer who favourited the
+    product gets ``product_restocked`` (stock from ≤ 0 to > 0, still in stock),
+    ``product_low_stock`` (stock from ≥ LOW_STOCK to 1…LOW_STOCK−1, still so) or
+    ``price_dropped`` (price lower, still lower than before the change). Idempotent on
+    ``product-change-<change id>-<customer id>``; a fixed number of queries per call.
+    """
+    from django.db.models import Max
+
+    from experience.event_types import event_type_ensure
+    from experience.ingest import events_record
+
+    now = now or timezone.now()
+    names = (PRODUCT_RESTOCKED, PRODUCT_LOW_STOCK, PRICE_DROPPED)
+    mark = Event.objects.filter(
+        source=PRODUCT_CHANGE_SOURCE, event_type__name__in=names, occurred_at__lte=now
+    ).aggregate(last=Max("occurred_at"))["last"]
+    since = max(mark, now - PRODUCT_EVENT_LOOKBACK) if mark else now - PRODUCT_EVENT_LOOKBACK
+    changes = list(
+        ProductChange.objects.filter(changed_at__gte=since, changed_at__lte=now)
+        .select_related("product")
+        .order_by("changed_at", "pk")
+    )
+    found: list[tuple[str, ProductChange]] = []
+    for change in changes:
+        product = change.product
+        old, new = change.old_value, change.new_value
+        if not product.is_active:
+            continue
+        if change.field == ProductChange.Field.STOCK:
+            if old <= 0 < new and product.stock > 0:
+                found.append((PRODUCT_RESTOCKED, change))
+            elif old >= LOW_STOCK > new > 0 and 0 < product.stock < LOW_STOCK:
+                found.append((PRODUCT_LOW_STOCK, change))
+        elif change.field == ProductChange.Field.PRICE and new < old and product.price < old:
+            found.append((PRICE_DROPPED, change))
+    if not found:
+        return 0
+    fans: dict[int, list[int]] = {}
+    for product_id, customer_id in Favorite.objects.filter(
+        product_id__in={change.product_id for _name, change in found},
+        customer__merged_into__isnull=True,
+    ).values_list("product_id", "customer_id"):
+        fans.setdefault(product_id, []).append(customer_id)
+    types = {
+        name: event_type_ensure(
+            name,
+            description=description,
+            schema=PRODUCT_EVENT_SCHEMA,
+        )
+        for name, description in (
+            (PRODUCT_RESTOCKED, "A favourited product is back in stock"),
+            (PRODUCT_LOW_STOCK, "A favourited product is running out"),
+            (PRICE_DROPPED, "A favourited product got cheaper"),
+        )
+    }
+    events = [
+        Event(
+            customer_id=customer_id,
+            event_type=types[name],
+            occurred_at=change.changed_at,
+            source=PRODUCT_CHANGE_SOURCE,
+            event_id=f"product-change-{change.pk}-{customer_id}",
+            properties={
+                "sku": change.product.sku,
+                "product_id": change.product_id,
+                "old": float(change.old_value),
+                "new": float(change.new_value),
+            },
+        )
+        for name, change in found
+        for customer_id in fans.get(change.product_id, ())
+    ]
+    return len(events_record(events=events)) if events else 0

@@ -323,6 +323,16 @@ class Campaign(DepartmentOwned):
         return self.name
 
 
+# What enrols people: a slot of the schedule (one-off, recurring) or a trigger.
+SLOT_KINDS = (Campaign.Kind.ONE_OFF, Campaign.Kind.RECURRING)
+TRIGGER_KINDS = (
+    Campaign.Kind.EVENT,
+    Campaign.Kind.DATE,
+    Campaign.Kind.SEGMENT_ENTRY,
+    Campaign.Kind.SITUATION,
+)
+
+
 class CampaignStep(models.Model):
     """One message or task of a campaign, sent ``delay_minutes`` after a person entered.
 

@@ -23,6 +23,7 @@ from customers.models import ImportantDate, LifeEvent, Segment
 from customers.segments import SegmentRuleError, validate_rules
 from experience.models import EventType, ExperienceValue
 from journeys.models import (
+    SLOT_KINDS,
     Campaign,
     CampaignStep,
     ContactPolicy,
@@ -34,7 +35,7 @@ from journeys.models import (
 
 CAMPAIGN_ACTIONS = ("request_approval", "approve", "reject", "pause", "resume", "complete")
 EDITABLE_STATUSES = (Campaign.Status.DRAFT, Campaign.Status.PAUSED)
-SEGMENT_KINDS = (Campaign.Kind.ONE_OFF, Campaign.Kind.RECURRING, Campaign.Kind.SEGMENT_ENTRY)
+SEGMENT_KINDS = (*SLOT_KINDS, Campaign.Kind.SEGMENT_ENTRY)
 MAX_DAYS_BEFORE = 365
 MAX_CONVERSION_DAYS = 90
 MAX_STEPS = 20
@@ -570,7 +571,7 @@ def campaign_approve(*, campaign: Campaign, by) -> Campaign:
 
 def _start(campaign: Campaign, *, now) -> None:
     """Status and next run of an approved campaign that is (re)started at ``now``."""
-    if campaign.kind in (Campaign.Kind.ONE_OFF, Campaign.Kind.RECURRING):
+    if campaign.kind in SLOT_KINDS:
         from journeys.scheduling import next_run_after
 
         campaign.next_run_at = next_run_after(campaign, now)
@@ -624,7 +625,7 @@ def campaign_resume(*, campaign: Campaign, by) -> Campaign:
     if campaign.status != Campaign.Status.PAUSED or campaign.approved_at is None:
         raise ValidationError({"status": ["only a paused, approved campaign is resumed"]})
     now = timezone.now()
-    if campaign.kind in (Campaign.Kind.ONE_OFF, Campaign.Kind.RECURRING) and campaign.runs.exists():
+    if campaign.kind in SLOT_KINDS and campaign.runs.exists():
         from journeys.scheduling import next_run_after
 
         campaign.next_run_at = next_run_after(campaign, now)

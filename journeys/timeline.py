@@ -45,7 +45,7 @@ def deliveries_fetch(
         department = campaign.owner_department.name
         if delivery.campaign_visible:
             title = campaign.name
-            detail_parts = [delivery.step.subject, str(delivery.get_status_display())]
+            detail_parts = [delivery.step.name, str(delivery.get_status_display())]
         else:
             title = _("A campaign of %(department)s") % {"department": department}
             detail_parts = [str(delivery.get_status_display())]

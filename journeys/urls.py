@@ -1,8 +1,12 @@
-from django.urls import path
+"""Circle ③ URLs, gathered from the topic modules of ``journeys.views``."""
 
-from journeys import views
+from journeys.views import calendar, campaigns, overview, settings, tasks
 
 app_name = "journeys"
 urlpatterns = [
-    path("", views.index, name="index"),
+    *overview.urlpatterns,
+    *campaigns.urlpatterns,
+    *calendar.urlpatterns,
+    *tasks.urlpatterns,
+    *settings.urlpatterns,
 ]

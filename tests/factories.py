@@ -24,7 +24,15 @@ from experience.models import (
     SurveyResponse,
     Touchpoint,
 )
-from journeys.models import Campaign, CampaignStep, Delivery, Journey, Persona, Stage
+from journeys.models import (
+    Campaign,
+    CampaignStep,
+    Delivery,
+    Journey,
+    Persona,
+    Stage,
+    Variant,
+)
 
 
 class DepartmentFactory(factory.django.DjangoModelFactory):
@@ -237,8 +245,17 @@ class CampaignStepFactory(factory.django.DjangoModelFactory):
 
     campaign = factory.SubFactory(CampaignFactory)
     position = 1
-    subject = "Hello"
-    body = "Hello {{ customer.given_name }}"
+
+
+class VariantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Variant
+
+    step = factory.SubFactory(CampaignStepFactory)
+    label = "A"
+    content = factory.LazyFunction(
+        lambda: {"en": {"subject": "Hello", "body": "Hello {{ customer.first_name }}"}}
+    )
 
 
 class DeliveryFactory(factory.django.DjangoModelFactory):

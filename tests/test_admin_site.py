@@ -25,7 +25,15 @@ from customers.models import (
     SegmentMembership,
 )
 from experience.models import ExperienceValue, Favorite, OrderLine
-from journeys.models import Comment, StaffTask
+from journeys.models import (
+    CampaignRun,
+    Comment,
+    ContactPolicy,
+    Enrollment,
+    ScoringRule,
+    StaffTask,
+    Suppression,
+)
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -113,6 +121,24 @@ MAKERS = {
     "journeys.delivery": lambda: f.DeliveryFactory(),
     "journeys.stafftask": lambda: StaffTask.objects.create(
         customer=f.CustomerFactory(), title="Call about the anniversary"
+    ),
+    "journeys.variant": lambda: f.VariantFactory(),
+    "journeys.campaignrun": lambda: CampaignRun.objects.create(
+        campaign=f.CampaignFactory(), occurrence="r202611271000", scheduled_for=timezone.now()
+    ),
+    "journeys.enrollment": lambda: Enrollment.objects.create(
+        campaign=f.CampaignFactory(),
+        customer=f.CustomerFactory(),
+        occurrence="e1",
+        entered_at=timezone.now(),
+        bucket=42,
+    ),
+    "journeys.suppression": lambda: Suppression.objects.create(
+        channel="email", value="bounced@example.jp", reason=Suppression.Reason.BOUNCE
+    ),
+    "journeys.contactpolicy": ContactPolicy.current,
+    "journeys.scoringrule": lambda: ScoringRule.objects.create(
+        name="Pricing page", event_type=f.EventTypeFactory(), points=10
     ),
 }
 

@@ -29,7 +29,7 @@ from customers.models import (
     SegmentMembership,
 )
 from experience.models import Event, Favorite, Order, OrderLine, SurveyResponse
-from journeys.models import Delivery
+from journeys.models import Delivery, Enrollment
 
 ROWS_PER_EXECUTE = 20_000
 
@@ -92,6 +92,7 @@ COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "attributes",
         "created_at",
         "updated_at",
+        "time_zone",
     ),
     Identity: ("id", "customer", "kind", "value", "source", "first_seen_at", "last_seen_at"),
     Consent: ("id", "customer", "channel", "status", "source", "updated_at"),
@@ -113,15 +114,44 @@ COLUMNS: dict[type[Model], tuple[str, ...]] = {
     ),
     Favorite: ("id", "customer", "product", "created_at"),
     SurveyResponse: ("id", "survey", "customer", "touchpoint", "score", "comment", "answered_at"),
+    Enrollment: (
+        "id",
+        "campaign",
+        "customer",
+        "occurrence",
+        "entered_at",
+        "trigger_received_at",
+        "context",
+        "is_holdout",
+        "bucket",
+        "status",
+        "next_position",
+        "next_due_at",
+        "exit_reason",
+        "updated_at",
+    ),
     Delivery: (
         "id",
         "campaign",
         "step",
         "customer",
         "occurrence",
+        "enrollment",
+        "variant",
         "status",
+        "reason",
+        "address",
+        "due_at",
+        "claim",
+        "attempts",
         "created_at",
         "sent_at",
+        "delivered_at",
+        "opened_at",
+        "clicked_at",
+        "converted_at",
+        "order",
+        "revenue",
         "error",
     ),
     SegmentMembership: ("id", "segment", "customer", "added_at"),
@@ -195,3 +225,22 @@ def delete_all(models: Iterable[type[Model]]) -> None:
     with connection.cursor() as cursor:
         for model in models:
             cursor.execute(f"DELETE FROM {quote(model._meta.db_table)}")
+
+
+def restart_ids(model: type[Model]) -> None:
+    """Number an empty table's rows from 1 again, as on a fresh database.
+
+    Campaign ids pick each person's holdout bucket (``journeys.engine.bucket_of``), so the
+    same seed gives the same company only when the campaigns get the same ids.
+    """
+    if model.objects.exists():
+        return
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+            if cursor.fetchone():
+                cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+            return
+        for statement in connection.ops.sequence_reset_sql(no_style(), [model]):
+            cursor.execute(statement)

@@ -497,6 +497,12 @@ SEGMENTS: dict[str, dict] = {
         "description": "¥50,000 or more in completed orders.",
         "rules": _rule("metric", field="revenue_total", op="gte", value=50000),
     },
+    "newsletter": {
+        "owner": "crm",
+        "name": "メルマガ購読者 Newsletter subscribers",
+        "description": "Email consent granted.",
+        "rules": _rule("consent", channel="email", status="granted"),
+    },
     "workshop": {
         "owner": "promotion",
         "name": "フラワー教室参加者 Workshop attendees",
@@ -633,125 +639,261 @@ JOURNEY_COMMENTS: list[tuple[int, str, str]] = [
 
 
 class CampaignSpec(NamedTuple):
-    """A campaign of the demo; those that ran (or run) get deliveries from the simulation."""
+    """A campaign of the demo, made through ``journeys.services`` (or a scenario preset).
+
+    ``fields`` are ``campaign_create`` arguments, with ``segment`` naming a key of
+    ``SEGMENTS``; ``status`` is where its lifecycle stands today. Campaigns with a
+    ``history`` (first and last day back of their sends) get simulated enrolments and
+    deliveries with opens, clicks, conversions and the holdout group's own orders.
+    """
 
     code: str
-    name: str
-    goal: str
-    kind: str
-    channel: str
+    owner: str
     status: str
-    segment: str | None
-    window: tuple[int, int] | None  # (start, end) in days back from today; negative = ahead
-    holdout: int
-    values: tuple[str, ...]
     stage: int  # journey stage position
-    steps: list[tuple[int, str, str]]  # (wait days, subject, body)
-    trigger: dict | None = None  # what starts a triggered campaign
+    fields: dict
+    preset: str | None = None
+    history: tuple[int, int] | None = None
+
+
+def _content(ja_subject: str, ja_body: str, en_subject: str, en_body: str) -> dict:
+    return {
+        "ja": {"subject": ja_subject, "body": ja_body},
+        "en": {"subject": en_subject, "body": en_body},
+    }
+
+
+def _one_step(*variants: tuple[str, int, dict]) -> list[dict]:
+    return [
+        {
+            "position": 1,
+            "variants": [
+                {"label": label, "weight": weight, "content": content}
+                for label, weight, content in variants
+            ],
+        }
+    ]
 
 
 CAMPAIGNS: list[CampaignSpec] = [
     CampaignSpec(
         "seasonal",
-        "季節の花束 早割 Seasonal bouquet early-bird",
-        "Lift gift orders two weeks before the season's peak.",
-        Campaign.Kind.ONE_OFF,
-        Campaign.Channel.EMAIL,
+        "crm",
         Campaign.Status.COMPLETED,
-        "gift_regular",
-        (60, 46),
-        10,
-        ("deal",),
         3,
-        [(0, "【早割10%OFF】季節の花束のご予約受付中", "{{ customer.family_name }}様、今年も…")],
-    ),
-    CampaignSpec(
-        "cart",
-        "カゴ落ちリマインド Cart reminder",
-        "Bring back people who left products in the cart.",
-        Campaign.Kind.TRIGGERED,
-        Campaign.Channel.EMAIL,
-        Campaign.Status.RUNNING,
-        "cart",
-        (120, 0),
-        10,
-        ("convenience",),
-        2,
-        [
-            (0, "カートに商品が残っています", "お選びいただいた商品をご確認ください。"),
-            (2, "カートの商品が残りわずかです", "在庫が少なくなっています。"),
-        ],
-        trigger={"event": "add_to_cart", "delay_hours": 1},
+        {
+            "name": "季節の花束 早割 Seasonal bouquet early-bird",
+            "goal": "Lift gift orders two weeks before the season's peak; A/B test the subject.",
+            "kind": Campaign.Kind.ONE_OFF,
+            "channel": Campaign.Channel.EMAIL,
+            "segment": "gift_regular",
+            "holdout_percent": 10,
+            "priority": 60,
+            "experience_values": ("deal",),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "【早割10%OFF】季節の花束のご予約受付中",
+                        "{{ customer.name }}様\n\n今年も季節の花束のご予約を承ります。"
+                        "早割で10%OFFです。\n\n{% product_block recommendations %}",
+                        "Early-bird 10% off: seasonal bouquets",
+                        "Hello {{ customer.first_name }},\n\nOrder this season's bouquet "
+                        "early and save 10%.\n\n{% product_block recommendations %}",
+                    ),
+                ),
+                (
+                    "B",
+                    1,
+                    _content(
+                        "{{ customer.name }}様、今年の贈り物はお決まりですか？",
+                        "{{ customer.name }}様\n\n大切な方への季節の花束、早割のご予約で"
+                        "10%OFFになります。\n\n{% product_block recommendations %}",
+                        "{{ customer.first_name }}, have you chosen this year's gift?",
+                        "Hello {{ customer.first_name }},\n\nBook a seasonal bouquet early "
+                        "and it is 10% off.\n\n{% product_block recommendations %}",
+                    ),
+                ),
+            ),
+        },
+        history=(50, 50),
     ),
     CampaignSpec(
         "line_coupon",
-        "LINE友だち限定クーポン LINE friends coupon",
-        "Reward LINE friends and grow repeat orders.",
-        Campaign.Kind.ONE_OFF,
-        Campaign.Channel.LINE,
+        "crm",
         Campaign.Status.COMPLETED,
-        None,
-        (150, 130),
-        20,
-        ("deal", "fun"),
         5,
-        [(0, "", "LINE友だち限定 500円OFFクーポンをお届けします🌷")],
+        {
+            "name": "初回購入者 LINE限定クーポン First-buyer LINE coupon",
+            "goal": "Bring first-time app buyers back with a LINE-only coupon.",
+            "kind": Campaign.Kind.ONE_OFF,
+            "channel": Campaign.Channel.LINE,
+            "segment": "app_first",
+            "holdout_percent": 20,
+            "experience_values": ("deal", "fun"),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "",
+                        "{{ customer.name }}様、LINE友だち限定 500円OFFクーポンをお届けします🌷",
+                        "",
+                        "{{ customer.first_name }}, a ¥500 coupon for our LINE friends 🌷",
+                    ),
+                )
+            ),
+        },
+        history=(140, 140),
     ),
     CampaignSpec(
-        "birthday",
-        "お誕生月のご挨拶 Birthday greeting",
-        "A greeting and a small gift a week before the customer's birthday.",
-        Campaign.Kind.RECURRING,
-        Campaign.Channel.EMAIL,
+        "cart",
+        "crm",
         Campaign.Status.RUNNING,
-        None,
-        (90, 0),
-        10,
-        ("empathy",),
+        2,
+        {
+            "name": "カゴ落ちリマインド Cart reminder",
+            "holdout_percent": 10,
+            # The shop reports checkouts as ``purchase``; it has no ``checkout_completed``.
+            "trigger": {"event_type": "add_to_cart", "unless": ["purchase"]},
+            "audience_rules": _rule("consent", channel="email", status="granted"),
+        },
+        preset="cart_abandonment",
+        history=(120, 0),
+    ),
+    CampaignSpec(
+        "f2",
+        "crm",
+        Campaign.Status.RUNNING,
         5,
-        [(0, "お誕生日おめでとうございます", "{{ customer.given_name }}様へ、花守より。")],
+        {"name": "2回目購入ステップ F2 second-purchase steps"},
+        preset="f2_steps",
+    ),
+    CampaignSpec(
+        "spouse_birthday",
+        "crm",
+        Campaign.Status.RUNNING,
+        1,
+        {"name": "奥様・旦那様のお誕生日リマインド Spouse's birthday reminder"},
+        preset="spouse_birthday",
     ),
     CampaignSpec(
         "vip_visit",
-        "優良顧客 来店ご案内 VIP store invitation",
-        "Store staff call high-value customers before the new-season preview.",
-        Campaign.Kind.ONE_OFF,
-        Campaign.Channel.STAFF_TASK,
+        "sales",
         Campaign.Status.RUNNING,
-        "high_value",
-        (10, 0),
-        0,
-        ("reassurance", "empathy"),
         5,
-        [(0, "新作内覧会のご案内", "Call and invite to the preview; note the answer.")],
+        {
+            "name": "優良顧客 来店ご案内 VIP store invitation",
+            "goal": "Store staff call high-value customers before the new-season preview.",
+            "kind": Campaign.Kind.ONE_OFF,
+            "channel": Campaign.Channel.STAFF_TASK,
+            "segment": "high_value",
+            "holdout_percent": 0,
+            "priority": 80,
+            "experience_values": ("reassurance", "empathy"),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "新作内覧会のご案内のお電話",
+                        "{{ customer.name }}様にお電話し、新作内覧会（来週土曜）へご招待して"
+                        "ください。ご都合とご要望を記録してください。",
+                        "Call: new-season preview invitation",
+                        "Call {{ customer.name }} and invite them to next Saturday's "
+                        "new-season preview; note their answer and wishes.",
+                    ),
+                )
+            ),
+        },
+        history=(10, 10),
     ),
     CampaignSpec(
         "year_end",
-        "年末ギフト予約 Year-end gift pre-order",
-        "Early pre-orders for year-end gifts.",
-        Campaign.Kind.ONE_OFF,
-        Campaign.Channel.EMAIL,
+        "crm",
         Campaign.Status.SCHEDULED,
-        "gift_regular",
-        (-14, -30),
-        10,
-        ("deal",),
         2,
-        [(0, "年末ギフトのご予約開始", "人気商品は早めの予約がおすすめです。")],
+        {
+            "name": "年末ギフト予約 Year-end gift pre-order",
+            "goal": "Early pre-orders for year-end gifts.",
+            "kind": Campaign.Kind.ONE_OFF,
+            "channel": Campaign.Channel.EMAIL,
+            "segment": "gift_regular",
+            "experience_values": ("deal",),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "年末ギフトのご予約開始",
+                        "{{ customer.name }}様\n\n人気の年末ギフトは早めのご予約がおすすめです。"
+                        "\n\n{% product_block recommendations %}",
+                        "Year-end gifts: pre-orders open",
+                        "Hello {{ customer.first_name }},\n\nOur most popular year-end gifts "
+                        "sell out early.\n\n{% product_block recommendations %}",
+                    ),
+                )
+            ),
+        },
     ),
     CampaignSpec(
         "winback",
-        "休眠顧客 掘り起こし Dormant win-back",
-        "Win back customers without an order for six months.",
-        Campaign.Kind.ONE_OFF,
-        Campaign.Channel.LINE,
+        "crm",
         Campaign.Status.DRAFT,
-        "dormant",
-        None,
-        20,
-        ("deal", "empathy"),
         5,
-        [(0, "", "お久しぶりです。季節の花を15%OFFでお届けします。")],
+        {
+            "name": "休眠顧客 掘り起こし Dormant win-back",
+            "goal": "Win back customers without an order for six months.",
+            "kind": Campaign.Kind.ONE_OFF,
+            "channel": Campaign.Channel.LINE,
+            "segment": "dormant",
+            "holdout_percent": 20,
+            "experience_values": ("deal", "empathy"),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "",
+                        "{{ customer.name }}様、お久しぶりです。季節の花を15%OFFでお届けします。",
+                        "",
+                        "{{ customer.first_name }}, it has been a while: seasonal flowers 15% off.",
+                    ),
+                )
+            ),
+        },
+    ),
+    CampaignSpec(
+        "newsletter",
+        "crm",
+        Campaign.Status.SCHEDULED,
+        1,
+        {
+            "name": "花守通信（毎週金曜） Weekly newsletter (Fridays)",
+            "goal": "Seasonal flowers, care tips and workshops, every Friday at 10:00.",
+            "kind": Campaign.Kind.RECURRING,
+            "channel": Campaign.Channel.EMAIL,
+            "segment": "newsletter",
+            "cron": "0 10 * * 5",
+            "holdout_percent": 5,
+            "priority": 30,
+            "experience_values": ("fun",),
+            "steps": _one_step(
+                (
+                    "A",
+                    1,
+                    _content(
+                        "花守通信 今週の季節の花",
+                        "{{ customer.name }}様\n\n今週のおすすめと、長持ちさせるお手入れのコツを"
+                        "お届けします。\n\n{% product_block recommendations %}",
+                        "Hanamori weekly: this week's flowers",
+                        "Hello {{ customer.first_name }},\n\nThis week's picks and a care "
+                        "tip to make them last.\n\n{% product_block recommendations %}",
+                    ),
+                )
+            ),
+        },
     ),
 ]
 
@@ -1008,6 +1150,9 @@ DELIVERY_OUTCOMES = {
     "email": (("failed", "converted", "clicked", "opened", "sent"), (10, 40, 120, 420, 1000)),
     "line": (("converted", "clicked", "sent"), (60, 300, 1000)),
 }
+# Channel → chance that someone in the holdout group buys within the attribution window
+# anyway (what the campaign's lift is measured against).
+HOLDOUT_CONVERSION = {"email": 0.012, "line": 0.025}
 PUSH_TOPICS = ("order_status", "back_in_stock", "care_tip")
 # Detected situations: (kind, source, confidence, detail).
 LIFE_EVENTS: list[tuple[str, str, float, dict[str, str]]] = [

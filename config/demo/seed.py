@@ -20,11 +20,17 @@ from typing import NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
-from django.db.models import Model
+from django.db.models import Count, Model
 from django.utils import timezone
 from tqdm import tqdm
 
-from config.demo.bulk import COLUMNS, BulkWriter, delete_all, rare_sqlite_checkpoints
+from config.demo.bulk import (
+    COLUMNS,
+    BulkWriter,
+    delete_all,
+    rare_sqlite_checkpoints,
+    restart_ids,
+)
 from config.demo.data import (
     ATTRIBUTES,
     CAMPAIGNS,
@@ -41,8 +47,9 @@ from config.demo.data import (
     SURVEY,
     TOUCHPOINTS,
     VISIT_OUTCOMES,
+    CampaignSpec,
 )
-from config.demo.simulate import CampaignPlan, Catalogue, CompanySimulator, DemoSize
+from config.demo.simulate import JST, CampaignPlan, Catalogue, CompanySimulator, DemoSize
 from config.org.models import ApiToken, AuditLog, Department, Membership, Role
 from config.org.services import audit_record, share_grant
 from config.org.tokens import api_token_create
@@ -60,10 +67,13 @@ from experience.models import (
 )
 from experience.pipeline import CART_EVENT_TYPES
 from experience.situations import default_situation_rules
+from journeys.engine import bucket_of
 from journeys.models import (
     Campaign,
-    CampaignStep,
+    CampaignRun,
     Comment,
+    Delivery,
+    Enrollment,
     Journey,
     Persona,
     StaffTask,
@@ -277,6 +287,7 @@ def seed_demo(
     plan = SIZES[size]
     rng = random.Random(seed)
     audit_record(actor=None, action=SEED_AUDIT_ACTION, detail={"size": size, "seed": seed})
+    restart_ids(Campaign)
     writer = BulkWriter()
     with _stage("Organisation & catalogue", 6, progress) as bar:
         catalogue = _create_catalogue(rng, bar, now)
@@ -287,14 +298,16 @@ def seed_demo(
     ):
         simulator.run(on_chunk=bar.update)
     with _stage("Staff tasks & statistics", 2, progress) as bar:
-        _create_staff_tasks(rng, catalogue, now)
+        _create_campaign_runs(catalogue)
         bar.update()
         writer.finish()
         bar.update()
     with _stage("Customer metrics", plan.customers, progress, unit="customer") as bar:
         metrics_rebuild(now=now, progress=lambda done, _total: bar.update(done - bar.n))
-    with _stage("Carts & detection rules", 2, progress) as bar:
+    with _stage("Carts, sales calls & detection rules", 3, progress) as bar:
         _create_carts()
+        bar.update()
+        _create_staff_tasks(rng, catalogue, now)
         bar.update()
         default_situation_rules(Department.objects.get(slug="crm"))
         bar.update()
@@ -348,11 +361,11 @@ def _create_catalogue(rng: random.Random, bar: tqdm, now: dt.datetime) -> Catalo
     personas, journey = _create_personas_and_journey(
         departments, users, segments, touchpoints, values
     )
-    campaigns, staff_campaign = _create_campaigns(
-        departments, managers, segments, journey, values, now
-    )
-    bar.update()
     _share_records(departments, managers, segments, personas, journey, touchpoints)
+    bar.update()
+    event_types.update(_message_event_types())
+    campaigns = _create_campaigns(departments, managers, users, segments, journey, now)
+    _share_campaigns(departments, managers)
     bar.update()
     weights = [1 / (rank + 4) for rank in range(len(products))]
     rng.shuffle(weights)
@@ -368,7 +381,6 @@ def _create_catalogue(rng: random.Random, bar: tqdm, now: dt.datetime) -> Catalo
         survey_id=survey.pk,
         campaigns=campaigns,
         workshop_segment_id=segments["workshop"].pk,
-        staff_campaign_id=staff_campaign.pk,
         users=users,
     )
 
@@ -512,61 +524,137 @@ def _create_personas_and_journey(
     return list(personas.values()), journey
 
 
+def _message_event_types() -> dict[str, int]:
+    """The event types campaign feedback writes (``message_sent``…), by name."""
+    from journeys.feedback import event_types_ensure
+
+    return {name: event_type.pk for name, event_type in event_types_ensure().items()}
+
+
+def _slot(now: dt.datetime, days_back: int) -> dt.datetime:
+    """10:00 JST ``days_back`` days before (negative: after) today, as a send slot."""
+    day = now.astimezone(JST).date() - dt.timedelta(days=days_back)
+    return dt.datetime.combine(day, dt.time(10), tzinfo=JST)
+
+
 def _create_campaigns(
     departments: dict[str, Department],
     managers: dict[str, Model],
+    users: dict[str, Model],
     segments: dict[str, Segment],
     journey: Journey,
-    values: dict[str, ExperienceValue],
     now: dt.datetime,
-) -> tuple[list[CampaignPlan], Campaign]:
-    """Campaigns in every status; those that ran get deliveries from the simulation."""
+) -> list[CampaignPlan]:
+    """Campaigns in every status, made and validated by the services as staff would.
+
+    Their lifecycle (approval, start, completion) is then set where it stands today; the
+    campaigns with a history get their enrolments and deliveries from the simulation.
+    """
+    from journeys.presets import preset_create
+    from journeys.services import campaign_create
+
     stages = {stage.position: stage for stage in journey.stages.all()}
-    plans, staff_campaign = [], None
+    plans = []
     for spec in CAMPAIGNS:
-        owner = "sales" if spec.channel == Campaign.Channel.STAFF_TASK else "crm"
-        starts = now - dt.timedelta(days=spec.window[0]) if spec.window else None
-        ran = spec.status in (Campaign.Status.RUNNING, Campaign.Status.COMPLETED)
-        approved = spec.status != Campaign.Status.DRAFT
-        campaign = Campaign.objects.create(
-            owner_department=departments[owner],
-            name=spec.name,
-            goal=spec.goal,
-            kind=spec.kind,
-            channel=spec.channel,
-            status=spec.status,
-            segment=segments[spec.segment] if spec.segment else None,
-            trigger=spec.trigger or {},
-            journey_stage=stages[spec.stage],
-            holdout_percent=spec.holdout,
-            starts_at=starts,
-            ends_at=now - dt.timedelta(days=spec.window[1])
-            if spec.window and spec.status != Campaign.Status.RUNNING
-            else None,
-            created_by=managers[owner],
-            approved_by=managers[owner] if approved else None,
-            approved_at=starts - dt.timedelta(days=3) if approved else None,
-        )
-        campaign.experience_values.set([values[code] for code in spec.values])
-        steps = [
-            (
-                CampaignStep.objects.create(
-                    campaign=campaign, position=position, wait_days=wait, subject=subject, body=body
-                ).pk,
-                wait,
+        by = managers[spec.owner]
+        fields = dict(spec.fields)
+        if "segment" in fields:
+            fields["segment"] = segments[fields["segment"]]
+        staff_task = fields.get("channel") == Campaign.Channel.STAFF_TASK
+        if staff_task:
+            fields["task_assignee"] = users["sales"]
+        fields["journey_stage"] = stages[spec.stage]
+        if spec.preset:
+            campaign = preset_create(
+                key=spec.preset, by=by, owner_department=departments[spec.owner], **fields
             )
-            for position, (wait, subject, body) in enumerate(spec.steps, start=1)
-        ]
-        if spec.channel == Campaign.Channel.STAFF_TASK:
-            staff_campaign = campaign
-        elif ran:
-            start_day, end_day = spec.window
-            plans.append(
-                CampaignPlan(
-                    campaign.pk, spec.code, spec.channel, steps, start_day, end_day, spec.holdout
+        else:
+            campaign = campaign_create(by=by, owner_department=departments[spec.owner], **fields)
+        _set_lifecycle(campaign, spec, by, now)
+        if spec.history and not staff_task:
+            plans.append(_plan(campaign, spec))
+    return plans
+
+
+def _set_lifecycle(campaign: Campaign, spec: CampaignSpec, by: Model, now: dt.datetime) -> None:
+    """Where the campaign's lifecycle stands today: requested, approved, started, done."""
+    status = spec.status
+    changes: dict = {"status": status}
+    if spec.history:
+        started = _slot(now, spec.history[0])
+        if campaign.kind not in (Campaign.Kind.ONE_OFF, Campaign.Kind.RECURRING):
+            started = now - dt.timedelta(days=spec.history[0])
+    elif status == Campaign.Status.SCHEDULED and campaign.kind == Campaign.Kind.ONE_OFF:
+        started = _slot(now, -14)
+        changes["next_run_at"] = started
+    else:
+        started = now - dt.timedelta(days=3)
+    if status == Campaign.Status.DRAFT:
+        changes["approval_requested_at"] = now - dt.timedelta(hours=20)
+    else:
+        changes.update(
+            approval_requested_at=started - dt.timedelta(days=4),
+            approved_by=by,
+            approved_at=started - dt.timedelta(days=3),
+        )
+        if campaign.kind == Campaign.Kind.ONE_OFF:
+            changes["starts_at"] = started
+    if campaign.kind == Campaign.Kind.RECURRING and status == Campaign.Status.SCHEDULED:
+        from journeys.scheduling import next_run_after
+
+        changes["next_run_at"] = next_run_after(campaign, now)
+    Campaign.objects.filter(pk=campaign.pk).update(**changes)
+
+
+def _plan(campaign: Campaign, spec: CampaignSpec) -> CampaignPlan:
+    steps = [
+        (step.pk, step.delay_minutes, [(v.pk, v.weight) for v in step.variants.all()])
+        for step in campaign.steps.order_by("position").prefetch_related("variants")
+    ]
+    first, last = spec.history
+    return CampaignPlan(
+        campaign.pk,
+        spec.code,
+        campaign.channel,
+        steps,
+        first,
+        last,
+        campaign.holdout_percent,
+        campaign.conversion_window_days,
+    )
+
+
+def _share_campaigns(departments: dict[str, Department], managers: dict[str, Model]) -> None:
+    """Analysts measure every campaign: data circulates on purpose."""
+    analytics = departments["analytics"]
+    for campaign in Campaign.objects.select_related("owner_department"):
+        share_grant(
+            obj=campaign,
+            department=analytics,
+            can_edit=False,
+            by=managers[campaign.owner_department.slug],
+        )
+
+
+def _create_campaign_runs(catalogue: Catalogue) -> None:
+    """The run slot of each one-off that went out, with how many people it enrolled."""
+    runs = []
+    plans = [plan for plan in catalogue.campaigns if plan.code != "cart"]
+    for plan in plans:
+        occurrences = (
+            Enrollment.objects.filter(campaign_id=plan.pk)
+            .values_list("occurrence")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for occurrence, enrolled in occurrences:
+            at = dt.datetime.strptime(occurrence[1:], "%Y%m%d%H%M").replace(tzinfo=dt.UTC)
+            runs.append(
+                CampaignRun(
+                    campaign_id=plan.pk, occurrence=occurrence, scheduled_for=at, enrolled=enrolled
                 )
             )
-    return plans, staff_campaign
+    CampaignRun.objects.bulk_create(runs)
 
 
 def _share_records(
@@ -579,7 +667,7 @@ def _share_records(
 ) -> None:
     """Sharing as the teams would do it: CRM's segments to sales, personas co-edited…
 
-    Runs after the campaigns exist, so they are shared with analytics too.
+    Runs before the campaigns are made, which may only use what their authors can see.
     """
     crm, sales, analytics = departments["crm"], departments["sales"], departments["analytics"]
     grants: list[tuple[Model, Department, bool, str]] = [
@@ -597,36 +685,85 @@ def _share_records(
             for touchpoint in touchpoints.values()
             if touchpoint.owner_department_id != analytics.pk
         ],
-        *[
-            (campaign, analytics, False, campaign.owner_department.slug)
-            for campaign in Campaign.objects.select_related("owner_department")
-        ],
     ]
     for obj, department, can_edit, by in grants:
         share_grant(obj=obj, department=department, can_edit=can_edit, by=managers[by])
 
 
 def _create_staff_tasks(rng: random.Random, catalogue: Catalogue, now: dt.datetime) -> None:
-    """Calls for the VIP invitation, to the top customers of each store."""
+    """The VIP invitation's run: the top customers of each store, one delivery and one call
+    each, most assigned to the sales login and some left to the customer's store.
+
+    Runs after the metrics, which rank the customers by revenue.
+    """
+    campaign = Campaign.objects.get(
+        channel=Campaign.Channel.STAFF_TASK, status=Campaign.Status.RUNNING
+    )
+    step = campaign.steps.prefetch_related("variants").get(position=1)
+    variant = step.variants.all()[0]
+    slot = campaign.starts_at
+    occurrence = "r" + slot.astimezone(dt.UTC).strftime("%Y%m%d%H%M")
     top = (
         CustomerMetrics.objects.filter(customer__attributes__has_key="preferred_store")
         .order_by("-revenue_total", "customer_id")
         .values_list("customer_id", "customer__attributes")[:24]
     )
+    sales = catalogue.users["sales"]
+    top = list(top)
+    enrollments = Enrollment.objects.bulk_create(
+        Enrollment(
+            campaign=campaign,
+            customer_id=customer_id,
+            occurrence=occurrence,
+            entered_at=slot,
+            bucket=bucket_of(campaign.pk, customer_id),
+            status=Enrollment.Status.COMPLETED,
+        )
+        for customer_id, _attributes in top
+    )
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(
+            campaign=campaign,
+            step=step,
+            customer_id=enrollment.customer_id,
+            occurrence=occurrence,
+            enrollment=enrollment,
+            variant=variant,
+            status=Delivery.Status.SENT,
+            due_at=slot,
+            attempts=1,
+            sent_at=slot + dt.timedelta(seconds=rng.randint(1, 30)),
+        )
+        for enrollment in enrollments
+    )
     tasks = []
-    for index, (customer_id, attributes) in enumerate(top):
+    for index, ((customer_id, attributes), delivery) in enumerate(
+        zip(top, deliveries, strict=True)
+    ):
         done = index % 3 == 0
+        outcome_code = rng.choice(
+            (StaffTask.Outcome.VISITED, StaffTask.Outcome.NOT_HOME, StaffTask.Outcome.FOLLOW_UP)
+        )
         tasks.append(
             StaffTask(
-                campaign_id=catalogue.staff_campaign_id,
+                campaign=campaign,
+                delivery=delivery,
+                department=campaign.owner_department,
                 customer_id=customer_id,
-                assignee=catalogue.users["sales" if index % 2 else "sales-viewer"],
+                assignee=None if index % 4 == 3 else sales,
                 store_id=catalogue.touchpoints[attributes["preferred_store"]],
                 title="新作内覧会のご案内のお電話 (Call: new-season preview invitation)",
+                instructions="新作内覧会（来週土曜）へご招待してください。"
+                " Invite them to next Saturday's new-season preview.",
                 due_at=now + dt.timedelta(days=rng.randint(-2, 7)),
                 status=StaffTask.Status.DONE if done else StaffTask.Status.OPEN,
+                outcome_code=outcome_code if done else "",
                 outcome=rng.choice(VISIT_OUTCOMES) if done else "",
+                completed_by=sales if done else None,
                 completed_at=now - dt.timedelta(hours=rng.randint(2, 72)) if done else None,
             )
         )
     StaffTask.objects.bulk_create(tasks)
+    CampaignRun.objects.create(
+        campaign=campaign, occurrence=occurrence, scheduled_for=slot, enrolled=len(enrollments)
+    )

@@ -32,6 +32,7 @@ from config.demo.data import (
     FAMILY_NAMES,
     GIFT_CATEGORIES,
     GIVEN_NAMES,
+    HOLDOUT_CONVERSION,
     LIFE_EVENTS,
     MONTH_DEMAND,
     NPS_COMMENTS,
@@ -55,9 +56,24 @@ from customers.models import (
     SegmentMembership,
 )
 from experience.models import Event, Favorite, Order, OrderLine, SurveyResponse
-from journeys.models import Delivery
+from journeys.engine import bucket_of, variant_for_bucket
+from journeys.models import Delivery, Enrollment
 
 CUSTOMERS_PER_CHUNK = 2_000
+# Positions in a Delivery row (``bulk.COLUMNS[Delivery]``), filled in as the story unfolds.
+(
+    D_STATUS,
+    D_REASON,
+    D_ATTEMPTS,
+    D_SENT,
+    D_DELIVERED,
+    D_OPENED,
+    D_CLICKED,
+    D_CONVERTED,
+    D_ORDER,
+    D_REVENUE,
+    D_ERROR,
+) = (7, 8, 12, 14, 15, 16, 17, 18, 19, 20, 21)
 HISTORY_DAYS = 730
 JST = dt.timezone(dt.timedelta(hours=9))
 DAY = 86_400
@@ -74,15 +90,21 @@ class DemoSize:
 
 @dataclass
 class CampaignPlan:
-    """A campaign whose deliveries the people simulation creates."""
+    """A campaign whose enrolments and deliveries the people simulation creates.
+
+    One-offs ran once, at 10:00 JST on ``start_day``; the cart reminder enrols each
+    abandoned cart between ``start_day`` and ``end_day``. Holdout and variants follow the
+    engine's own rule (``bucket_of``), so the history looks exactly like a real run.
+    """
 
     pk: int
     code: str
     channel: str
-    steps: list[tuple[int, int]]  # (step id, wait days)
+    steps: list[tuple[int, int, list[tuple[int, int]]]]  # (step id, delay min, [(variant, weight)])
     start_day: int  # day offsets back from today (bigger is older)
     end_day: int
     holdout_percent: int
+    conversion_days: int
 
 
 @dataclass
@@ -97,7 +119,6 @@ class Catalogue:
     survey_id: int
     campaigns: list[CampaignPlan]
     workshop_segment_id: int
-    staff_campaign_id: int
     users: dict[str, Model]
 
 
@@ -137,10 +158,11 @@ class _Person:
     has_phone: bool = False
     has_app: bool = False
     has_line: bool = False
+    line_id: str = ""
     corporate: bool = False
     favourite_category: str = "BQ"
     consents: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-    abandoned_carts: list[tuple[int, int]] = field(default_factory=list)
+    abandoned_carts: list[tuple[int, int, int]] = field(default_factory=list)  # at, product, event
     favourites: set[int] = field(default_factory=set)
     stats: dict[int, _Stats] = field(default_factory=dict)
 
@@ -158,6 +180,7 @@ class _Order:
     channel: str  # web, app, store, call
     touchpoint: str
     campaign_id: int | None = None  # set when a campaign message led to it (10% off)
+    delivery: list | None = None  # the delivery row credited with this order, if any
 
 
 class CompanySimulator:
@@ -386,7 +409,7 @@ class CompanySimulator:
             if person.has_app:
                 identities.append((web, "app", f"hm-app-{_scramble(n, 9, 11)}", "app"))
             if person.has_line:
-                identities.append((web, "line", f"U{rng.getrandbits(128):032x}", "line"))
+                identities.append((web, "line", self._line_id(person), "line"))
             if self._chance(0.15):
                 identities.append((web, "dmp", f"dmp-{rng.getrandbits(64):016x}", "dmp"))
         for customer_id, kind, value, source in identities:
@@ -414,7 +437,7 @@ class CompanySimulator:
         at: int,
         source: str,
         props: dict | None = None,
-    ) -> None:
+    ) -> int:
         pk = next(self.event_ids)
         at = min(at, self.now - 1)  # follow-up steps of a session that began just now
         stamp = self.fmt.ts(at)
@@ -434,6 +457,7 @@ class CompanySimulator:
         stats = self._stats_of(customer_id)
         if stats.last_event is None or at > stats.last_event:
             stats.last_event = at
+        return pk
 
     def _json(self, props: dict | None) -> str:
         """JSON text; property sets that repeat (product views) are encoded once."""
@@ -496,11 +520,11 @@ class CompanySimulator:
             self._add(Favorite, customer_id, product_id, self.fmt.ts(at))
         if self._chance(0.3):
             cart = {"sku": sku, "price": price, "quantity": 1}
-            self._event(customer_id, "add_to_cart", touchpoint, at + 10, source, cart)
+            event = self._event(customer_id, "add_to_cart", touchpoint, at + 10, source, cart)
             if self._chance(0.25):
                 props = {"cart_value": price}
                 self._event(customer_id, "checkout_started", touchpoint, at + 60, source, props)
-            person.abandoned_carts.append((at, product))
+            person.abandoned_carts.append((at + 10, product, event))
 
     def _plan_orders(self, person: _Person) -> list[_Order]:
         """First purchase for most, a second for about 30% of buyers, many for the loyal."""
@@ -556,6 +580,8 @@ class CompanySimulator:
         for product, quantity, price in lines:
             self._add(OrderLine, order_id, self.cat.products[product][0], quantity, price)
         self._order_events(order, lines, number, total)
+        if order.delivery is not None:
+            self._credit(person, order.delivery, status, at, order_id, total)
         if status != "completed":
             return
         if at > self.now - 365 * DAY:
@@ -620,94 +646,203 @@ class CompanySimulator:
         )
 
     def _deliveries(self, person: _Person) -> list[_Order]:
-        """Campaign sends with opens, clicks and conversions; returns the converted orders."""
+        """Enrolments and deliveries of the campaigns with a history; returns the orders
+        they lead to (treatment conversions, and the holdout group's own purchases)."""
         orders = []
         for plan in self.cat.campaigns:
-            for occurrence, send_day in self._audience(person, plan):
-                orders += self._deliver(person, plan, occurrence, send_day)
+            for occurrence, entered, received in self._audience(person, plan):
+                orders += self._enroll(person, plan, occurrence, entered, received)
         return orders
 
-    def _audience(self, person: _Person, plan: CampaignPlan) -> list[tuple[str, int]]:
-        """Whether (and when) a campaign reached this person, as (occurrence, send day)."""
+    def _audience(self, person: _Person, plan: CampaignPlan) -> list[tuple[str, int, int | None]]:
+        """Who entered a campaign and when: (occurrence, entered at, trigger received at)."""
         if plan.code == "cart":
-            carts = [
-                at
-                for at, _product in person.abandoned_carts
-                if self.now - plan.start_day * DAY <= at < self.now - DAY
-            ]
-            if not carts:
-                return []
-            latest = max(carts)
-            return [(self._jst_date(latest).isoformat(), (self.now - latest) // DAY - 1)]
-        if plan.code == "birthday":
-            if person.birth_date is None:
-                return []
-            birthday = _birthday_in(person.birth_date, self.today.year)
-            if (birthday - self.today).days > 7:
-                birthday = _birthday_in(person.birth_date, self.today.year - 1)
-            day = (self.today - birthday).days + 7
-            return [(str(birthday.year), day)] if plan.end_day <= day <= plan.start_day else []
-        reach = {"seasonal": 0.5, "line_coupon": 0.8}[plan.code]
-        day = self.rng.randint(plan.end_day, plan.start_day)
-        return [("once", day)] if self._chance(reach) else []
+            newest, oldest = (
+                self.now - plan.end_day * DAY - 2 * 3600,
+                self.now - plan.start_day * DAY,
+            )
+            entries, last = [], None
+            for at, _product, event in sorted(person.abandoned_carts):
+                # Entry condition: email consent when the cart was left.
+                if not self._consented(person, "email", at):
+                    continue
+                if oldest <= at < newest and (last is None or at - last > DAY):
+                    entries.append((f"e{event}", at, at))
+                    last = at
+            return entries
+        reach = {"seasonal": 0.5, "line_coupon": 0.8}.get(plan.code, 0.0)
+        has_address = person.has_line if plan.channel == "line" else person.has_email
+        day = plan.start_day
+        if not has_address or not person.last_day <= day <= person.first_day:
+            return []
+        slot = self.day_start[day] + 10 * 3600
+        # Segments select on consent; a few withdrew since (suppressed at send time).
+        consented = self._consented(person, plan.channel, slot)
+        if not self._chance(reach if consented else reach * 0.1):
+            return []
+        occurrence = "r" + dt.datetime.fromtimestamp(slot, tz=dt.UTC).strftime("%Y%m%d%H%M")
+        return [(occurrence, slot, None)]
 
-    def _jst_date(self, at: int) -> dt.date:
-        return dt.datetime.fromtimestamp(at, tz=JST).date()
+    def _line_id(self, person: _Person) -> str:
+        if not person.line_id:
+            person.line_id = f"U{self.rng.getrandbits(128):032x}"
+        return person.line_id
 
-    def _deliver(
-        self, person: _Person, plan: CampaignPlan, occurrence: str, send_day: int
+    def _address(self, person: _Person, channel: str) -> str:
+        if channel == "line":
+            return self._line_id(person)
+        n = person.number
+        return f"{person.email_local}{n}@{EMAIL_DOMAINS[n % len(EMAIL_DOMAINS)]}"
+
+    def _after_quiet_hours(self, at: int) -> int:
+        """The engine's deferral: nothing goes out between 21:00 and 09:00 JST."""
+        local = dt.datetime.fromtimestamp(at, tz=JST)
+        if 9 <= local.hour < 21:
+            return at
+        morning = local.replace(hour=9, minute=0, second=0, microsecond=0)
+        if local.hour >= 21:
+            morning += dt.timedelta(days=1)
+        return int(morning.timestamp()) + self.rng.randint(0, 600)
+
+    def _enroll(
+        self, person: _Person, plan: CampaignPlan, occurrence: str, entered: int, received
     ) -> list[_Order]:
-        rng = self.rng
-        if not (person.last_day <= send_day <= person.first_day):
-            return []
-        consent = "line" if plan.channel == "line" else "email"
-        sent = self.day_start[send_day] + 10 * 3600 + rng.randint(0, 1800)
-        if sent >= self.now or not self._consented(person, consent, sent):
-            return []
+        """One enrolment walked through its steps, as the engine and feedback record it."""
+        rng, fmt = self.rng, self.fmt
         customer_id = person.web_id
-        holdout = self._chance(plan.holdout_percent / 100)
-        for step_id, wait_days in plan.steps:
-            at = sent + wait_days * DAY
-            if at >= self.now:
+        bucket = bucket_of(plan.pk, customer_id)
+        holdout = bucket < plan.holdout_percent
+        address = self._address(person, plan.channel)
+        enrollment_id = next(self.ids[Enrollment])
+        orders: list[_Order] = []
+        last_due, waiting = entered, None
+        for position, (step_id, delay_minutes, variants) in enumerate(plan.steps, start=1):
+            due = entered + delay_minutes * 60
+            if plan.code == "cart" and not holdout:
+                due = self._after_quiet_hours(due)
+            if due >= self.now - 600:
+                waiting = (position, due)  # the engine sends it once the demo runs
                 break
-            status = "holdout" if holdout else self._delivery_outcome(plan.channel)
-            order_at = at + rng.randint(600, 36 * 3600)
-            if status == "converted" and order_at >= self.now:
-                status = "clicked"  # the order it leads to has not happened yet
-            self._add(
-                Delivery,
+            last_due = due
+            variant = variant_for_bucket(variants, bucket, plan.holdout_percent)
+            row = [
+                next(self.ids[Delivery]),
                 plan.pk,
                 step_id,
                 customer_id,
                 occurrence,
-                status,
-                self.fmt.ts(at - 300),
-                None if holdout else self.fmt.ts(at),
-                "550 mailbox unavailable" if status == "failed" else "",
-            )
-            if status in ("opened", "clicked", "converted"):
-                self._message_events(person, plan, at, status)
-            if status == "converted":
-                app = person.has_app and self._chance(0.5)
-                channel, touchpoint = ("app", "app") if app else ("web", "web-shop")
-                return [_Order(person.web_id, order_at, channel, touchpoint, plan.pk)]
-        return []
+                enrollment_id,
+                variant,
+                "holdout",
+                "",
+                address,
+                fmt.ts(due),
+                "",
+                0,
+                fmt.ts(due),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "",
+            ]
+            self.rows[Delivery].append(row)
+            window = plan.conversion_days * DAY
+            if holdout:
+                if self._chance(HOLDOUT_CONVERSION[plan.channel]):
+                    order_at = due + rng.randint(3600, window - 3600)
+                    if order_at < self.now:
+                        orders.append(self._campaign_order(person, order_at, None, row))
+                continue
+            if not self._consented(person, plan.channel, due):
+                row[D_STATUS], row[D_REASON] = "suppressed", "no_consent"
+                continue
+            sent = due + rng.randint(1, 40 if received else 120)
+            outcome = self._delivery_outcome(plan.channel)
+            row[D_ATTEMPTS], row[D_SENT] = 1, fmt.ts(sent)
+            if outcome == "failed":
+                row[D_STATUS], row[D_ERROR] = "failed", "550 5.1.1 mailbox unavailable"
+                continue
+            row[D_STATUS], row[D_DELIVERED] = "sent", fmt.ts(sent + rng.randint(1, 20))
+            props = {"campaign_id": plan.pk, "step_id": step_id, "delivery_id": row[0]}
+            touchpoint = "line-official" if plan.channel == "line" else "email-newsletter"
+            self._event(customer_id, "message_sent", touchpoint, sent, "journeys", props)
+            if outcome == "sent":
+                continue
+            opened = sent + rng.randint(60, 6 * 3600)
+            if opened >= self.now:
+                continue
+            if plan.channel != "line":
+                row[D_STATUS], row[D_OPENED] = "opened", fmt.ts(opened)
+                self._event(customer_id, "message_opened", touchpoint, opened, "journeys", props)
+                if outcome == "opened":
+                    continue
+            clicked = opened + rng.randint(5, 120)
+            row[D_STATUS], row[D_CLICKED] = "clicked", fmt.ts(clicked)
+            if row[D_OPENED] is None:
+                row[D_OPENED] = fmt.ts(clicked)
+            click = {**props, "url": f"/campaign/{plan.code}"}
+            self._event(customer_id, "message_clicked", touchpoint, clicked, "journeys", click)
+            if outcome == "converted":
+                order_at = clicked + rng.randint(300, 36 * 3600)
+                if order_at < self.now:
+                    orders.append(self._campaign_order(person, order_at, plan.pk, row))
+                    break  # the cart reminder (and every step after) has done its work
+        status = "active" if waiting else "completed"
+        self._add_row(
+            Enrollment,
+            enrollment_id,
+            plan.pk,
+            customer_id,
+            occurrence,
+            fmt.ts(entered),
+            None if received is None else fmt.ts(received),
+            "{}",
+            holdout,
+            bucket,
+            status,
+            waiting[0] if waiting else None,
+            fmt.ts(waiting[1]) if waiting else None,
+            "",
+            fmt.ts(last_due),
+        )
+        return orders
+
+    def _add_row(self, model: type[Model], *values) -> None:
+        """Queue a row whose id was taken already (a child row needed it first)."""
+        self.rows[model].append(values)
+
+    def _campaign_order(self, person: _Person, at: int, campaign_id, row: list) -> _Order:
+        app = person.has_app and self._chance(0.5)
+        channel, touchpoint = ("app", "app") if app else ("web", "web-shop")
+        return _Order(person.web_id, at, channel, touchpoint, campaign_id, row)
+
+    def _credit(
+        self, person: _Person, row: list, status: str, at: int, order_id: int, total: int
+    ) -> None:
+        """Last-touch attribution of a completed order to the delivery before it."""
+        if status != "completed":
+            return
+        row[D_CONVERTED], row[D_ORDER], row[D_REVENUE] = self.fmt.ts(at), order_id, total
+        if row[D_STATUS] == "holdout":
+            return
+        row[D_STATUS] = "converted"
+        props = {
+            "campaign_id": row[1],
+            "step_id": row[2],
+            "delivery_id": row[0],
+            "order": f"order-{order_id}",
+            "revenue": total,
+        }
+        self._event(person.web_id, "message_converted", "web-shop", at, "journeys", props)
 
     def _delivery_outcome(self, channel: str) -> str:
         """How far one message got; LINE has no open tracking, email can bounce."""
         statuses, cum_weights = DELIVERY_OUTCOMES[channel]
         return self.rng.choices(statuses, cum_weights=cum_weights)[0]
-
-    def _message_events(self, person: _Person, plan: CampaignPlan, at: int, status: str) -> None:
-        customer_id, props = person.web_id, {"campaign_id": plan.pk}
-        opened = at + self.rng.randint(60, 6 * 3600)
-        if plan.channel == "line":
-            self._event(customer_id, "line_clicked", "line-official", opened, "line", props)
-            return
-        self._event(customer_id, "email_opened", "email-newsletter", opened, "esp", props)
-        if status != "opened":
-            click = {**props, "url": f"/campaign/{plan.code}"}
-            self._event(customer_id, "email_clicked", "email-newsletter", opened + 30, "esp", click)
 
     def _other_events(self, person: _Person) -> None:
         """App pushes, store visits without a sale, calls, meetings, referrals, workshops."""
@@ -810,6 +945,7 @@ class CompanySimulator:
                     json.dumps(self._attributes(person, stats)),
                     fmt.ts(stats.created),
                     fmt.ts(max(stats.created, stats.last_event or 0)),
+                    "",  # time zone: the company's
                 )
             )
 
@@ -841,11 +977,6 @@ def _scramble(n: int, digits: int, salt: int) -> str:
     """A unique, random-looking number for ``n``: an affine bijection modulo 10**digits."""
     space = 10**digits
     return f"{(n * 7_919_453 + salt * 104_729) % space:0{digits}d}"
-
-
-def _birthday_in(birth_date: dt.date, year: int) -> dt.date:
-    """The birthday in ``year``; late-month days move to the 28th so every year has them."""
-    return dt.date(year, birth_date.month, min(birth_date.day, 28))
 
 
 def _postal_code(rng: random.Random, prefix: str) -> str:

@@ -37,16 +37,18 @@ class DepartmentScopedAdmin:
 
     Without ``scoped_through`` the model itself is department-owned (segments, campaigns…).
     With ``scoped_through = "campaign"`` the model is a child (steps, deliveries…) and is
-    scoped through that foreign key to its department-owned parent. Model permissions still
+    scoped through that foreign key (or a path of them, ``"step__campaign"``) to its
+    department-owned parent. Model permissions still
     apply on top: this only narrows what they reach.
     """
 
     scoped_through: str | None = None
 
     def _owner_model(self):
-        if self.scoped_through is None:
-            return self.model
-        return self.model._meta.get_field(self.scoped_through).related_model
+        model = self.model
+        for name in self.scoped_through.split("__") if self.scoped_through else ():
+            model = model._meta.get_field(name).related_model
+        return model
 
     def _scope(self, queryset: QuerySet, user, *, edit: bool) -> QuerySet:
         if self.scoped_through is None:

@@ -34,6 +34,7 @@ from customers.models import (
     ImportJob,
     ImportRowError,
 )
+from customers.services import consent_set
 
 pytestmark = pytest.mark.django_db
 
@@ -232,6 +233,7 @@ def test_reimporting_the_same_file_changes_nothing_and_says_so(crm):
         "profiles_created": 0,
         "profiles_updated": 0,
         "consents_changed": 0,
+        "consents_kept": 0,
     }
     assert snapshot == (
         list(Customer.objects.order_by("pk").values()),
@@ -261,6 +263,70 @@ def test_consents_and_typed_attributes_are_written_with_history(crm):
     consent.refresh_from_db()
     assert consent.status == Consent.Status.WITHDRAWN
     assert consent.changes.count() == 2
+
+
+def test_a_reimport_never_resubscribes_a_withdrawn_consent_and_counts_it_as_kept(crm):
+    import_file("email,メール配信\nhanako@example.jp,はい\n".encode(), department=crm)
+    hanako = Identity.objects.get(value="hanako@example.jp").customer
+    consent_set(customer=hanako, channel="email", status="withdrawn", source="unsubscribe", by=None)
+
+    job = import_file(
+        "email,メール配信\nhanako@example.jp,はい\nken@example.jp,はい\n".encode(),
+        department=crm,
+        source="web",
+    )
+
+    consent = hanako.consents.get(channel="email")
+    assert (consent.status, consent.source) == (Consent.Status.WITHDRAWN, "unsubscribe")
+    assert consent.changes.count() == 2
+    assert job.status == ImportJob.Status.DONE
+    assert not job.row_errors.exists()
+    counts = job.result["counts"]
+    assert (counts["consents_kept"], counts["consents_changed"]) == (1, 1)
+    ken = Identity.objects.get(value="ken@example.jp").customer
+    assert ken.consents.get().status == Consent.Status.GRANTED
+
+
+def test_the_person_and_staff_can_still_grant_again_after_an_import_kept_the_withdrawal(
+    crm, crm_editor
+):
+    import_file("email,メール配信\nhanako@example.jp,いいえ\n".encode(), department=crm)
+    import_file("email,メール配信\nhanako@example.jp,はい\n".encode(), department=crm)
+    hanako = Identity.objects.get(value="hanako@example.jp").customer
+    assert hanako.consents.get().status == Consent.Status.WITHDRAWN
+
+    consent_set(customer=hanako, channel="email", status="granted", source="staff", by=crm_editor)
+
+    assert hanako.consents.get().status == Consent.Status.GRANTED
+
+
+def test_a_withdrawal_anywhere_in_one_file_wins_over_a_later_row_of_the_same_person(crm):
+    job = import_file(
+        "email,メール配信\nhanako@example.jp,いいえ\nHanako@example.jp,はい\n".encode(),
+        department=crm,
+    )
+
+    hanako = Identity.objects.get(value="hanako@example.jp").customer
+    assert hanako.consents.get().status == Consent.Status.WITHDRAWN
+    assert job.result["counts"]["consents_changed"] == 1
+
+
+def test_withdrawals_kept_add_up_over_chunks(crm, monkeypatch):
+    monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
+    emails = [f"p{n}@example.jp" for n in range(5)]
+    import_file(
+        ("email,メール配信\n" + "".join(f"{e},いいえ\n" for e in emails)).encode(),
+        department=crm,
+    )
+
+    job = import_file(
+        ("email,メール配信\n" + "".join(f"{e},はい\n" for e in emails)).encode(),
+        department=crm,
+    )
+
+    assert job.result["counts"]["consents_kept"] == 5
+    assert job.result["counts"]["consents_changed"] == 0
+    assert not Consent.objects.filter(status=Consent.Status.GRANTED).exists()
 
 
 def _people_files(rows: int, overlap: int) -> tuple[bytes, bytes]:
@@ -483,4 +549,5 @@ def test_a_later_file_updates_dates_attributes_and_consents_of_existing_profiles
         "profiles_created": 1,
         "profiles_updated": 1,
         "consents_changed": 2,
+        "consents_kept": 0,
     }

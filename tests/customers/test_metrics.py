@@ -150,12 +150,12 @@ def test_merged_profiles_get_no_metrics():
 
 
 def test_rebuild_runs_in_a_fixed_number_of_queries(people, django_assert_num_queries):
-    # min/max id; per chunk of 20k: savepoint, delete merged, event types, upsert,
-    # release; buyer count + 12 boundaries; per chunk: savepoint, RFM, stage, release.
-    with django_assert_num_queries(24):
+    # min/max id; per chunk of 20k: savepoint, delete merged, event types, scoring rules,
+    # upsert, release; buyer count + 12 boundaries; per chunk: savepoint, RFM, stage, release.
+    with django_assert_num_queries(25):
         metrics_rebuild()
     CustomerFactory.create_batch(5)
-    with django_assert_num_queries(24):
+    with django_assert_num_queries(25):
         metrics_rebuild()
 
 

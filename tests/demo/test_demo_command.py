@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -95,6 +96,11 @@ def test_demo_serves_the_login_page_and_stops_worker_and_server_on_ctrl_c(tmp_pa
             personal_data = "visible" if login.sees_personal_data else "masked"
             row = rf"^{re.escape(login.username)}\s+{login.password}\s.*\s{personal_data}$"
             assert re.search(row, output, re.M)
+        assert "nothing leaves this machine" in output
+        assert "SMS, LINE and push providers: not configured in the demo" in output
+        with sqlite3.connect(tmp_path / "demo.sqlite3") as db:
+            scheduled = {row[0] for row in db.execute("SELECT func FROM django_q_schedule")}
+        assert "journeys.tasks.campaigns_tick" in scheduled
         children = [
             int(re.search(rf"Started the {name}.*, pid (\d+)", output).group(1))
             for name in ("task worker", "web server")
@@ -110,3 +116,38 @@ def test_demo_serves_the_login_page_and_stops_worker_and_server_on_ctrl_c(tmp_pa
             for pid in live_processes_in_group(pgid):
                 os.kill(pid, signal.SIGKILL)
         demo.wait(timeout=5)
+
+
+def test_demo_mail_stays_on_the_machine():
+    from config.demo.mail import demo_environment
+
+    environ = {"CHANNEL_WEBHOOK_LINE": "https://line.example.com/hook", "SITE_URL": ""}
+    smtp = "django.core.mail.backends.smtp.EmailBackend"
+
+    changes = demo_environment(environ, email_backend=smtp, site_url="http://127.0.0.1:8000")
+
+    assert changes == {
+        "CHANNEL_WEBHOOK_LINE": "",
+        "EMAIL_BACKEND": "config.demo.mail.DemoOutboxBackend",
+        "SITE_URL": "http://127.0.0.1:8000",
+    }
+
+
+def test_a_local_email_backend_and_a_site_url_are_kept():
+    from config.demo.mail import demo_environment
+
+    console = "django.core.mail.backends.console.EmailBackend"
+    environ = {"SITE_URL": "https://demo.example.com"}
+
+    assert demo_environment(environ, email_backend=console, site_url="http://x:1") == {}
+
+
+def test_the_demo_outbox_writes_files(tmp_path, settings):
+    from django.core.mail import EmailMessage
+
+    from config.demo.mail import DemoOutboxBackend
+
+    backend = DemoOutboxBackend(file_path=str(tmp_path))
+    backend.send_messages([EmailMessage("件名", "本文", "a@example.jp", ["b@example.jp"])])
+
+    assert len(list(tmp_path.iterdir())) == 1

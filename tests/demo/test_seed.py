@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from io import StringIO
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth import authenticate
@@ -39,7 +40,9 @@ from experience.models import (
     SurveyResponse,
     Touchpoint,
 )
-from journeys.models import Persona
+from journeys.engine import bucket_of
+from journeys.models import Campaign, Delivery, Enrollment, Persona, StaffTask, Variant
+from journeys.selectors import campaign_results, staff_tasks_for
 
 pytestmark = pytest.mark.django_db
 
@@ -285,3 +288,109 @@ def test_reset_refuses_customers_that_no_seeding_created():
     with pytest.raises(DemoDataError):
         demo_data_reset()
     assert Customer.objects.exists()
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+
+def test_every_campaign_speaks_japanese_and_english():
+    variants = Variant.objects.all()
+
+    assert variants.exists()
+    assert all({"ja", "en"} <= set(variant.content) for variant in variants)
+
+
+def test_campaigns_stand_in_every_status_and_the_draft_waits_for_approval():
+    statuses = set(Campaign.objects.values_list("status", flat=True))
+    draft = Campaign.objects.get(status=Campaign.Status.DRAFT)
+
+    assert statuses == set(Campaign.Status.values) - {Campaign.Status.PAUSED}
+    assert draft.approval_requested_at is not None
+    assert draft.approved_by is None
+    assert not Campaign.objects.exclude(status=Campaign.Status.DRAFT).filter(
+        approved_by__isnull=True
+    )
+
+
+def test_the_completed_one_off_has_a_holdout_group_that_shows_lift():
+    campaign = Campaign.objects.get(preset="", kind="one_off", channel="email", status="completed")
+    deliveries = Delivery.objects.filter(campaign=campaign)
+    holdout = deliveries.filter(status=Delivery.Status.HOLDOUT)
+
+    assert holdout.exists()
+    assert not holdout.filter(sent_at__isnull=False).exists()
+    assert set(holdout.values_list("enrollment__is_holdout", flat=True)) == {True}
+    assert deliveries.filter(opened_at__isnull=False).exists()
+    assert deliveries.filter(clicked_at__isnull=False).exists()
+    converted = deliveries.filter(status=Delivery.Status.CONVERTED)
+    assert converted.exists()
+    assert not converted.exclude(revenue=F("order__total")).exists()
+    assert set(deliveries.values_list("variant__label", flat=True)) == {"A", "B"}
+    lift = campaign_results(campaign)["lift"]
+    assert lift.holdout_n > 0
+    assert lift.treatment_n > lift.holdout_n
+
+
+def test_holdout_and_variants_follow_the_engines_buckets():
+    rows = Enrollment.objects.values_list("campaign_id", "customer_id", "bucket", "is_holdout")
+    holdout = dict(Campaign.objects.values_list("pk", "holdout_percent"))
+
+    assert rows
+    for campaign_id, customer_id, bucket, is_holdout in rows:
+        assert bucket == bucket_of(campaign_id, customer_id)
+        assert is_holdout == (bucket < holdout[campaign_id])
+
+
+def test_deliveries_are_unique_never_in_the_future_and_conversions_follow_sends(demo_company):
+    now = demo_company
+    deliveries = Delivery.objects.all()
+
+    assert not deliveries.filter(Q(sent_at__gt=now) | Q(converted_at__gt=now)).exists()
+    assert not deliveries.filter(converted_at__lt=F("sent_at")).exists()
+    assert not deliveries.filter(clicked_at__lt=F("opened_at")).exists()
+    assert (
+        deliveries.values("campaign", "step", "customer", "occurrence").distinct().count()
+        == deliveries.count()
+    )
+
+
+def test_the_cart_reminder_reached_people_within_seconds_of_its_due_time():
+    cart = Campaign.objects.get(preset="cart_abandonment", status=Campaign.Status.RUNNING)
+    sent = Delivery.objects.filter(campaign=cart, sent_at__isnull=False)
+
+    assert sent.count() >= 20
+    assert not sent.filter(sent_at__gt=F("due_at") + dt.timedelta(minutes=1)).exists()
+    carts = Event.objects.filter(event_type__name="add_to_cart").values_list("pk", flat=True)
+    assert set(sent.values_list("occurrence", flat=True)) <= {f"e{pk}" for pk in carts}
+
+
+def test_the_presets_run_and_the_newsletter_goes_out_on_fridays_at_ten_in_tokyo():
+    running = set(
+        Campaign.objects.filter(status=Campaign.Status.RUNNING).values_list("preset", flat=True)
+    )
+    newsletter = Campaign.objects.get(kind=Campaign.Kind.RECURRING)
+
+    assert {"cart_abandonment", "f2_steps", "spouse_birthday"} <= running
+    assert newsletter.status == Campaign.Status.SCHEDULED
+    assert newsletter.cron == "0 10 * * 5"
+    local = newsletter.next_run_at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert (local.isoweekday(), local.hour, local.minute) == (5, 10, 0)
+
+
+def test_the_sales_login_has_open_and_done_visit_tasks_of_the_staff_task_campaign():
+    sales = User.objects.get(username="sales")
+    tasks = StaffTask.objects.filter(assignee=sales)
+
+    assert tasks.filter(status=StaffTask.Status.OPEN).count() >= 5
+    done = tasks.filter(status=StaffTask.Status.DONE)
+    assert done.exists()
+    assert not done.filter(outcome_code="").exists()
+    assert set(tasks.values_list("campaign__channel", flat=True)) == {"staff_task"}
+    assert not tasks.filter(delivery__isnull=True).exists()
+    assert set(staff_tasks_for(sales)) >= set(tasks.filter(status=StaffTask.Status.OPEN))
+
+
+def test_analytics_sees_every_campaign():
+    analytics = User.objects.get(username="analytics")
+
+    assert Campaign.objects.visible_to(analytics).count() == Campaign.objects.count()

@@ -55,7 +55,7 @@ def test_deliveries_and_tasks_merge_newest_first(crm, crm_viewer):
 def test_other_departments_campaign_names_are_hidden_but_the_message_is_listed(sales, crm_viewer):
     customer = CustomerFactory()
     campaign = CampaignFactory(owner_department=sales, name="Secret sales push")
-    DeliveryFactory(customer=customer, step=CampaignStepFactory(campaign=campaign, subject="Hi"))
+    DeliveryFactory(customer=customer, step=CampaignStepFactory(campaign=campaign, name="Hi"))
     StaffTask.objects.create(customer=customer, campaign=campaign, title="Secret call")
     filters = TimelineFilters(viewer=crm_viewer)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
+from config.demo.mail import DEMO_OUTBOX, demo_environment
 from config.demo.seed import (
     DEMO_API_TOKEN,
     DEMO_LOGINS,
@@ -19,6 +22,7 @@ from config.demo.seed import (
 from config.demo.stack import run_stack
 from customers.models import Customer
 from customers.tasks import ensure_segment_schedules
+from journeys.tasks import ensure_campaign_schedules
 
 EXAMPLE_BATCH = {
     "events": [
@@ -30,6 +34,12 @@ EXAMPLE_BATCH = {
         }
     ]
 }
+
+
+def _url(addrport: str) -> str:
+    """The local web server's address, without a trailing slash."""
+    host, _, port = addrport.rpartition(":")
+    return f"http://{host or '127.0.0.1'}:{port}"
 
 
 class Command(BaseCommand):
@@ -56,6 +66,13 @@ class Command(BaseCommand):
         ensure_demo_logins()
         ensure_demo_api_token()
         ensure_segment_schedules()
+        ensure_campaign_schedules()
+        # The children (web server, task worker) read these: demo mail stays on this machine.
+        os.environ.update(
+            demo_environment(
+                os.environ, email_backend=settings.EMAIL_BACKEND, site_url=_url(addrport)
+            )
+        )
         self.stdout.write(self._banner(addrport))
         if setup_only:
             return
@@ -64,10 +81,16 @@ class Command(BaseCommand):
         if exit_code:
             raise CommandError("The demo stack stopped unexpectedly.", returncode=exit_code)
 
+    @staticmethod
+    def _mail_destination() -> str:
+        backend = os.environ.get("EMAIL_BACKEND", settings.EMAIL_BACKEND)
+        if backend == "config.demo.mail.DemoOutboxBackend":
+            return f"files in {DEMO_OUTBOX}"
+        return backend.rsplit(".", 2)[-2] + " backend"
+
     def _banner(self, addrport: str) -> str:
         """The URL and the logins, as a table a developer can copy from."""
-        host, _, port = addrport.rpartition(":")
-        url = f"http://{host or '127.0.0.1'}:{port}/"
+        url = _url(addrport) + "/"
         rows = [("username", "password", "department", "role", "personal data")]
         rows += [
             (
@@ -96,6 +119,10 @@ class Command(BaseCommand):
                 "Send events as the web shop (API token of CRM, source web-shop):",
                 f"  curl -X POST {url}api/v1/events -H 'Authorization: Bearer {DEMO_API_TOKEN}' \\",
                 f"    -H 'Content-Type: application/json' -d '{json.dumps(EXAMPLE_BATCH)}'",
+                "",
+                "Campaigns run every minute in the task worker; nothing leaves this machine:",
+                f"  emails: {self._mail_destination()}",
+                "  SMS, LINE and push providers: not configured in the demo",
                 rule,
             ]
         )

@@ -1,8 +1,9 @@
-"""Circle ③ pages."""
+"""Circle ③'s front page: personas, journeys and the latest campaigns."""
 
 from __future__ import annotations
 
 from django.shortcuts import render
+from django.urls import path
 
 from journeys.selectors import campaign_list, journey_list, persona_list
 
@@ -17,6 +18,7 @@ def index(request):
         "journeys/index.html",
         {
             "active_circle": "platform",
+            "section": "index",
             "personas": persona_list(user),
             "journeys": journey_list(user),
             "campaigns": campaign_list(user)[:CAMPAIGNS_SHOWN],
@@ -24,3 +26,8 @@ def index(request):
             "own_department_ids": set(user.department_ids),
         },
     )
+
+
+urlpatterns = [
+    path("", index, name="index"),
+]
