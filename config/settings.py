@@ -126,8 +126,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# URLs typed without a scheme are https (the Django 6.0 default, opted into now).
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 AUTH_USER_MODEL = "org.User"
 LOGIN_URL = "login"

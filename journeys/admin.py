@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from config.org.admin import DepartmentScopedAdmin
 from journeys.models import (
@@ -102,6 +103,8 @@ class CampaignAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     raw_id_fields = ["journey_stage", "task_store"]
     autocomplete_fields = ["created_by", "task_assignee"]
     filter_horizontal = ["experience_values"]
+    # Typed without a scheme, a webhook URL is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = [
         "approval_requested_at",
         "approved_by",

@@ -228,8 +228,11 @@ def campaign_results(campaign: Campaign) -> dict:
     - ``by_variant``: the funnel per step and variant (A/B).
     """
     deliveries = Delivery.objects.filter(campaign=campaign)
+    # The holdout group's orders are tracked for the lift, but were not won by a message.
+    contacted = ~Q(status=Delivery.Status.HOLDOUT)
     counts = {
-        field: Count("pk", filter=Q(**{f"{field}__isnull": False})) for field in FUNNEL_FIELDS
+        field: Count("pk", filter=Q(**{f"{field}__isnull": False}) & contacted)
+        for field in FUNNEL_FIELDS
     }
     totals = deliveries.aggregate(
         total=Count("pk"),
@@ -237,7 +240,7 @@ def campaign_results(campaign: Campaign) -> dict:
         pending=Count(
             "pk", filter=Q(status__in=(Delivery.Status.PENDING, Delivery.Status.SENDING))
         ),
-        revenue=Sum("revenue"),
+        revenue=Sum("revenue", filter=contacted),
         **counts,
     )
     funnel = [(field.removesuffix("_at"), totals[field]) for field in FUNNEL_FIELDS]
