@@ -70,18 +70,27 @@ class AnswerForm(forms.Form):
         self.order_fields(["score", "choice", "comment"])
 
 
-def _language(request: HttpRequest) -> str:
+def public_language(request: HttpRequest, fallback: str | None = None) -> str:
+    """The language of a page for customers: ``?lang=``, else theirs, else the browser's."""
     asked = request.GET.get("lang", "")
     if asked in LANGUAGES:
         return asked
+    if fallback in LANGUAGES:
+        return fallback
     return translation.get_language_from_request(request, check_path=False) or "ja"
 
 
-def _render(request, template: str, context: dict, *, language: str, status: int = 200):
-    token = request.resolver_match.kwargs["token"]
-    here = reverse("survey_public:respond", args=[token])
+def render_public_page(
+    request, template: str, context: dict, *, here: str, language: str, status: int = 200
+) -> HttpResponse:
+    """A page for customers, who have no login: sender identity, language links, no indexing.
+
+    ``here`` is the page's own URL (it carries the signed token), for the language links
+    and the form's action.
+    """
     context = {
         "company_name": settings.COMPANY_NAME or gettext("Customer Circle"),
+        "company_address": settings.COMPANY_ADDRESS,
         "language": language,
         "language_links": [
             {"code": "ja", "label": "日本語", "url": f"{here}?{urlencode({'lang': 'ja'})}"},
@@ -97,6 +106,14 @@ def _render(request, template: str, context: dict, *, language: str, status: int
     # "Origin: null" with the form, which CSRF protection rightly refuses.
     response["Referrer-Policy"] = "same-origin"
     return response
+
+
+def _render(request, template: str, context: dict, *, language: str, status: int = 200):
+    token = request.resolver_match.kwargs["token"]
+    here = reverse("survey_public:respond", args=[token])
+    return render_public_page(
+        request, template, context, here=here, language=language, status=status
+    )
 
 
 def _refusal(request, error: InvitationError, *, language: str) -> HttpResponse:
@@ -126,7 +143,7 @@ def _refusal(request, error: InvitationError, *, language: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def respond(request: HttpRequest, token: str) -> HttpResponse:
     """The survey form (GET) and the answer (POST): one answer per link."""
-    language = _language(request)
+    language = public_language(request)
     with translation.override(language):
         try:
             invitation = invitation_from_token(token)
@@ -173,7 +190,7 @@ def respond(request: HttpRequest, token: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD"])
 def thanks(request: HttpRequest, token: str) -> HttpResponse:
     """After the answer: thank you. Only a genuine, answered link gets this page."""
-    language = _language(request)
+    language = public_language(request)
     with translation.override(language):
         try:
             invitation = invitation_from_token(token)

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import base64
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import translation
-from django.utils.http import urlencode
-from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from experience.views.public import public_language, render_public_page
 from journeys import feedback
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-LANGUAGES = ("ja", "en")
 
 
 @login_not_required
@@ -62,33 +58,11 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     return response
 
 
-def _language(request: HttpRequest, fallback: str | None) -> str:
-    asked = request.GET.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    if fallback in LANGUAGES:
-        return fallback
-    return translation.get_language_from_request(request, check_path=False) or "ja"
-
-
 def _render(request, template: str, context: dict, *, token: str, language: str, status=200):
     here = reverse("tracking:unsubscribe", args=[token])
-    context = {
-        "company_name": settings.COMPANY_NAME or gettext("Customer Circle"),
-        "company_address": settings.COMPANY_ADDRESS,
-        "language": language,
-        "language_links": [
-            {"code": "ja", "label": "日本語", "url": f"{here}?{urlencode({'lang': 'ja'})}"},
-            {"code": "en", "label": "English", "url": f"{here}?{urlencode({'lang': 'en'})}"},
-        ],
-        "action": f"{here}?{urlencode({'lang': language})}",
-        **context,
-    }
-    response = render(request, template, context, status=status)
-    response["Content-Language"] = language
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
-    return response
+    return render_public_page(
+        request, template, context, here=here, language=language, status=status
+    )
 
 
 @login_not_required
@@ -100,7 +74,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         delivery = feedback.delivery_for_unsubscribe(token)
     except feedback.BadToken:
-        language = _language(request, None)
+        language = public_language(request)
         with translation.override(language):
             return _render(
                 request,
@@ -110,7 +84,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
                 language=language,
                 status=404,
             )
-    language = _language(request, delivery.customer.language)
+    language = public_language(request, delivery.customer.language)
     with translation.override(language):
         channel = delivery.campaign.get_channel_display()
         if request.method == "POST":
