@@ -310,12 +310,7 @@ def campaign_update(
     **fields,
 ) -> Campaign:
     """Change a draft or paused campaign; a change to an approved one needs approval again."""
-    _require_edit(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in EDITABLE_STATUSES:
-        raise ValidationError(
-            {"status": [f"a {campaign.get_status_display()} campaign is not edited; pause it"]}
-        )
+    campaign = _locked_editable(campaign, by)
     unknown = set(fields) - set(_SIMPLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown campaign fields: {', '.join(sorted(unknown))}")
@@ -529,6 +524,14 @@ def _check_ready(campaign: Campaign) -> None:
     _raise(errors)
 
 
+def _locked_in(campaign: Campaign, statuses, message: str, *, also=None) -> Campaign:
+    """The campaign's row, locked, if it is in one of ``statuses`` (and ``also`` holds)."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.status not in statuses or (also is not None and not also(campaign)):
+        raise ValidationError({"status": [message]})
+    return campaign
+
+
 def _audit(campaign: Campaign, by, action: str, **detail) -> None:
     audit_record(
         actor=by,
@@ -556,9 +559,7 @@ def campaign_request_approval(*, campaign: Campaign, by) -> Campaign:
 def campaign_approve(*, campaign: Campaign, by) -> Campaign:
     """A manager approves a draft: it is scheduled (sends) or starts running (triggers)."""
     _require_manager(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != Campaign.Status.DRAFT:
-        raise ValidationError({"status": ["only a draft is approved"]})
+    campaign = _locked_in(campaign, (Campaign.Status.DRAFT,), "only a draft is approved")
     _check_ready(campaign)
     now = timezone.now()
     campaign.approved_by, campaign.approved_at = by, now
@@ -595,9 +596,12 @@ def _tick_on_commit() -> None:
 def campaign_reject(*, campaign: Campaign, by, note: str = "") -> Campaign:
     """A manager sends a draft back to its authors, with a note."""
     _require_manager(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != Campaign.Status.DRAFT or campaign.approval_requested_at is None:
-        raise ValidationError({"status": ["only a draft waiting for approval is rejected"]})
+    campaign = _locked_in(
+        campaign,
+        (Campaign.Status.DRAFT,),
+        "only a draft waiting for approval is rejected",
+        also=lambda locked: locked.approval_requested_at is not None,
+    )
     campaign.approval_requested_at = None
     campaign.save(update_fields=["approval_requested_at", "updated_at"])
     _audit(campaign, by, "reject", note=(note or "")[:500])
@@ -608,9 +612,11 @@ def campaign_reject(*, campaign: Campaign, by, note: str = "") -> Campaign:
 def campaign_pause(*, campaign: Campaign, by) -> Campaign:
     """Stop sending: nothing new goes out; enrolments wait where they are."""
     _require_edit(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING):
-        raise ValidationError({"status": ["only a scheduled or running campaign is paused"]})
+    campaign = _locked_in(
+        campaign,
+        (Campaign.Status.SCHEDULED, Campaign.Status.RUNNING),
+        "only a scheduled or running campaign is paused",
+    )
     campaign.status = Campaign.Status.PAUSED
     campaign.save(update_fields=["status", "updated_at"])
     _audit(campaign, by, "pause")
@@ -621,9 +627,12 @@ def campaign_pause(*, campaign: Campaign, by) -> Campaign:
 def campaign_resume(*, campaign: Campaign, by) -> Campaign:
     """Send again after a pause; an edited campaign needs approval instead."""
     _require_manager(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != Campaign.Status.PAUSED or campaign.approved_at is None:
-        raise ValidationError({"status": ["only a paused, approved campaign is resumed"]})
+    campaign = _locked_in(
+        campaign,
+        (Campaign.Status.PAUSED,),
+        "only a paused, approved campaign is resumed",
+        also=lambda locked: locked.approved_at is not None,
+    )
     now = timezone.now()
     if campaign.kind in SLOT_KINDS and campaign.runs.exists():
         from journeys.scheduling import next_run_after
@@ -642,9 +651,11 @@ def campaign_resume(*, campaign: Campaign, by) -> Campaign:
 def campaign_complete(*, campaign: Campaign, by) -> Campaign:
     """End a campaign for good: no new enrolments, nothing more is sent."""
     _require_manager(by, campaign)
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status == Campaign.Status.COMPLETED:
-        raise ValidationError({"status": ["already completed"]})
+    campaign = _locked_in(
+        campaign,
+        [status for status in Campaign.Status if status != Campaign.Status.COMPLETED],
+        "already completed",
+    )
     campaign.status = Campaign.Status.COMPLETED
     campaign.next_run_at = None
     campaign.save(update_fields=["status", "next_run_at", "updated_at"])
