@@ -8,7 +8,6 @@ that shows a profile unmasked is written to the audit log.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -24,6 +23,7 @@ from rest_framework.routers import BaseRouter
 from config.org.api import (
     CompanyWideReadOnlyViewSet,
     HasDepartmentMembership,
+    service_call,
 )
 from config.org.services import audit_record
 from customers import services
@@ -183,15 +183,6 @@ class ConsentInputSerializer(serializers.Serializer):
     source = serializers.CharField(max_length=50, default="api")
 
 
-def _service_call(function, **kwargs):
-    """Run a service; its ``ValidationError`` becomes a 400 naming the field."""
-    try:
-        return function(**kwargs)
-    except DjangoValidationError as exc:
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        raise APIValidationError(detail) from exc
-
-
 class CanEditCustomers(BasePermission):
     """Reading needs a membership; writing needs editor or manager in any department."""
 
@@ -253,7 +244,7 @@ class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = CustomerInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        customer = _service_call(
+        customer = service_call(
             services.customer_create, by=request.user, **serializer.validated_data
         )
         return self._detail_response(customer, via="api-create", code=status.HTTP_201_CREATED)
@@ -263,7 +254,7 @@ class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
         customer = self.get_object()
         serializer = CustomerInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        customer = _service_call(
+        customer = service_call(
             services.customer_update,
             customer=customer,
             by=request.user,
@@ -309,7 +300,7 @@ class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
         customer = self.get_object()
         serializer = IdentityInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        identity = _service_call(
+        identity = service_call(
             services.identity_add, customer=customer, by=request.user, **serializer.validated_data
         )
         data = IdentitySerializer(identity, context={"show_pii": can_view_pii(request.user)}).data
@@ -343,7 +334,7 @@ class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
         if request.method == "POST":
             serializer = ConsentInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
-            consent = _service_call(
+            consent = service_call(
                 services.consent_set,
                 customer=customer,
                 by=request.user,

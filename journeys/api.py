@@ -18,7 +18,6 @@ import dataclasses
 import re
 
 import django_filters
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -30,7 +29,6 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,6 +42,7 @@ from config.org.api import (
     HasDepartmentMembership,
     IdFilter,
     enum_field,
+    service_call,
 )
 from config.org.authentication import ApiTokenAuthentication
 from config.org.services import audit_record
@@ -518,16 +517,13 @@ class CampaignViewSet(DepartmentScopedReadOnlyViewSet):
         campaign = self.get_object()
         incoming = CampaignTransitionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        try:
-            campaign_transition(
-                campaign=campaign,
-                action=incoming.validated_data["action"],
-                note=incoming.validated_data["note"],
-                by=request.user,
-            )
-        except DjangoValidationError as exc:
-            detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-            raise ApiValidationError(detail) from exc
+        service_call(
+            campaign_transition,
+            campaign=campaign,
+            action=incoming.validated_data["action"],
+            note=incoming.validated_data["note"],
+            by=request.user,
+        )
         campaign = self.get_queryset().get(pk=campaign.pk)
         return Response(
             CampaignDetailSerializer(campaign, context=self.get_serializer_context()).data

@@ -41,6 +41,8 @@ from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext
 
+from customers.selectors import can_view_pii, mask_text
+
 register = Library()
 """The tags and filters message templates may use (a curated subset of Django's)."""
 
@@ -101,7 +103,10 @@ def _compiled(source: str, autoescape: bool) -> Template:
 
 
 class CustomerView:
-    """The person as message templates see them: names only, read-only."""
+    """The person as message templates see them: names only, read-only.
+
+    ``masked`` shows the names as staff without personal-data access see them (previews).
+    """
 
     __slots__ = (
         "family_name",
@@ -113,20 +118,16 @@ class CustomerView:
         "name_kana",
     )
 
-    def __init__(self, customer, *, language: str) -> None:
+    def __init__(self, customer, *, language: str, masked: bool = False) -> None:
         set_ = object.__setattr__
-        set_(self, "family_name", customer.family_name)
-        set_(self, "given_name", customer.given_name)
-        set_(self, "family_name_kana", customer.family_name_kana)
-        set_(self, "given_name_kana", customer.given_name_kana)
+        shown = mask_text if masked else str
+        names = ("family_name", "given_name", "family_name_kana", "given_name_kana")
+        for field in names:
+            set_(self, field, shown(getattr(customer, field) or ""))
         set_(self, "language", language)
         japanese_order = language == "ja"
-        set_(self, "name", _join(customer.family_name, customer.given_name, japanese_order))
-        set_(
-            self,
-            "name_kana",
-            _join(customer.family_name_kana, customer.given_name_kana, japanese_order),
-        )
+        set_(self, "name", _join(self.family_name, self.given_name, japanese_order))
+        set_(self, "name_kana", _join(self.family_name_kana, self.given_name_kana, japanese_order))
 
     def __setattr__(self, name, value):
         raise AttributeError("read-only")
@@ -297,7 +298,13 @@ def choose_language(content: dict, preferred: str | None) -> str | None:
 
 
 def render_message(
-    *, variant, customer, language: str | None = None, context: dict | None = None, delivery=None
+    *,
+    variant,
+    customer,
+    language: str | None = None,
+    context: dict | None = None,
+    delivery=None,
+    masked: bool = False,
 ) -> RenderedMessage:
     """The variant's content personalised for ``customer``.
 
@@ -326,7 +333,7 @@ def render_message(
         else feedback.public_url(feedback.unsubscribe_path("preview"))
     )
     values: dict[str, Any] = {
-        "customer": CustomerView(customer, language=language),
+        "customer": CustomerView(customer, language=language, masked=masked),
         "recommendations": _recommendations(customer.pk),
         "products": _context_products(context),
         "unsubscribe_url": unsubscribe,
@@ -521,16 +528,34 @@ def _syntax_message(exc: TemplateSyntaxError) -> str:
 # --- preview and test send ----------------------------------------------------------------
 
 
-def preview_message(*, campaign, step, variant, customer) -> RenderedMessage:
-    """What ``customer`` would get from this variant: no delivery, no tracking."""
+def preview_message(
+    *, campaign, step, variant, customer, viewer=None, ip_address: str | None = None
+) -> RenderedMessage:
+    """What ``customer`` would get from this variant: no delivery, no tracking.
+
+    Shown to a ``viewer``, the person's names are masked unless the viewer may see
+    personal data, and an unmasked preview is audited like an unmasked profile view.
+    """
     if step.campaign_id != campaign.pk or variant.step_id != step.pk:
         raise ValidationError({"variant": [gettext("The variant is not part of this step.")]})
     variant.step = step
     step.campaign = campaign
+    masked = viewer is not None and not can_view_pii(viewer)
     try:
-        return render_message(variant=variant, customer=customer)
+        rendered = render_message(variant=variant, customer=customer, masked=masked)
     except ContentError as exc:
         raise ValidationError({"content": [str(exc)]}) from exc
+    if viewer is not None and not masked:
+        from config.org.services import audit_record
+
+        audit_record(
+            actor=viewer,
+            action="customer.view_pii",
+            target=customer,
+            detail={"via": "campaign_preview", "campaign": campaign.pk},
+            ip_address=ip_address,
+        )
+    return rendered
 
 
 def send_test(*, campaign, variant, to_email: str, customer, by) -> None:

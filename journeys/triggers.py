@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from experience.models import Cart, Event, Product
-from journeys import engine
+from journeys import engine, feedback
 from journeys.models import Campaign, Enrollment
 
 logger = logging.getLogger(__name__)
@@ -72,12 +72,7 @@ def on_events_stored(touched: Mapping[str, Collection[int]], *, now: dt.datetime
     enrolled, campaign_ids = triggers_enroll(touched, now=now)
     purchasers = sorted({pk for name in PURCHASE_EVENTS for pk in touched.get(name, ())})
     if purchasers:
-        try:
-            from journeys.feedback import conversions_attribute
-        except ImportError:  # channels helper not installed yet
-            conversions_attribute = None
-        if conversions_attribute is not None:
-            conversions_attribute(customer_ids=purchasers)
+        feedback.conversions_attribute(customer_ids=purchasers)
     if campaign_ids:
         engine.enrollments_advance(now=now, campaign_ids=campaign_ids)
         engine.deliveries_dispatch(now=now, campaign_ids=campaign_ids, max_seconds=DISPATCH_SECONDS)

@@ -11,11 +11,13 @@ import functools
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Choices, Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.decorators import api_view
+from rest_framework.exceptions import ValidationError as APIValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +25,15 @@ from rest_framework.viewsets import GenericViewSet
 
 from config.org.models import Department, Share
 from config.org.selectors import memberships_for
+
+
+def service_call(function, **kwargs):
+    """Run a service; its ``ValidationError`` becomes a 400 naming the field."""
+    try:
+        return function(**kwargs)
+    except DjangoValidationError as exc:
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        raise APIValidationError(detail) from exc
 
 
 class HasDepartmentMembership(BasePermission):

@@ -9,7 +9,7 @@ journeys.services, which decide and raise ValidationError naming the field.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 from django.contrib import messages
@@ -29,7 +29,9 @@ from config.org.selectors import departments_where, get_visible_or_404, has_role
 from config.org.services import audit_record
 from customers.models import Customer
 from customers.selectors import can_view_pii, customer_list, mask_text
-from journeys import selectors
+from journeys import presets, selectors, services
+from journeys.channels import direct_mail_csv
+from journeys.content import preview_message, send_test
 from journeys.forms import (
     CampaignFilterForm,
     CampaignForm,
@@ -38,6 +40,15 @@ from journeys.forms import (
     add_service_errors,
 )
 from journeys.models import Campaign, Variant
+from journeys.scheduling import next_run_after
+from journeys.services import (
+    CAMPAIGN_ACTIONS,
+    campaign_can_approve,
+    campaign_can_edit,
+    campaign_create,
+    campaign_transition,
+    campaign_update,
+)
 
 PAGE_SIZE = 50
 FUNNEL_COLOUR = "#1f5b8a"
@@ -70,20 +81,8 @@ def _campaign_for(user, pk: int) -> Campaign:
     )
 
 
-def _can_edit(user, campaign: Campaign) -> bool:
-    from journeys.services import campaign_can_edit
-
-    return campaign_can_edit(user, campaign)
-
-
-def _can_approve(user, campaign: Campaign) -> bool:
-    from journeys.services import campaign_can_approve
-
-    return campaign_can_approve(user, campaign)
-
-
 def _require_edit(user, campaign: Campaign) -> None:
-    if not _can_edit(user, campaign):
+    if not campaign_can_edit(user, campaign):
         raise PermissionDenied
 
 
@@ -100,34 +99,16 @@ def _htmx_page(request, template: str, partial: str, context: dict, *, status: i
 
 def preset_cards() -> list[dict]:
     """The scenario presets as plain cards (key, title, description, channel, kind)."""
-    try:
-        from journeys.presets import PRESETS
-    except ImportError:
-        return []
-    items = PRESETS.items() if hasattr(PRESETS, "items") else ((p.key, p) for p in PRESETS)
-    cards = []
-    for key, preset in items:
-
-        def attr(*names, default="", preset=preset):
-            for name in names:
-                if isinstance(preset, dict):
-                    value = preset.get(name)
-                else:
-                    value = getattr(preset, name, None)
-                if value:
-                    return value
-            return default
-
-        cards.append(
-            {
-                "key": key,
-                "title": attr("title", "name", "label", default=key),
-                "description": attr("description", "summary", "goal"),
-                "channel": attr("channel"),
-                "kind": attr("kind"),
-            }
-        )
-    return cards
+    return [
+        {
+            "key": key,
+            "title": preset.title,
+            "description": preset.description,
+            "channel": preset.channel,
+            "kind": preset.kind,
+        }
+        for key, preset in presets.PRESETS.items()
+    ]
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -178,9 +159,6 @@ def campaign_list(request):
 @require_POST
 def preset_create(request):
     """One click: a draft made from a preset, owned by the chosen (or only) department."""
-    from journeys.presets import PRESETS
-    from journeys.presets import preset_create as create
-
     departments = departments_where(request.user, Role.EDITOR)
     department_id = request.POST.get("owner_department") or ""
     department = (
@@ -191,10 +169,10 @@ def preset_create(request):
     if department is None:
         raise PermissionDenied
     key = request.POST.get("key", "")
-    if key not in PRESETS:
+    if key not in presets.PRESETS:
         raise Http404
     try:
-        campaign = create(key=key, by=request.user, owner_department=department)
+        campaign = presets.preset_create(key=key, by=request.user, owner_department=department)
     except ValidationError as exc:
         messages.error(request, " · ".join(_error_lines(exc)))
         return redirect("journeys:campaigns")
@@ -210,8 +188,6 @@ def preset_create(request):
 @require_http_methods(["GET", "POST"])
 def campaign_new(request):
     """The new-campaign form; on success the draft's edit page (with step 1) opens."""
-    from journeys.services import campaign_create
-
     user = request.user
     if not departments_where(user, Role.EDITOR).exists():
         raise PermissionDenied
@@ -276,10 +252,6 @@ def _cron_slots(campaign: Campaign, count: int = 3) -> list:
     """The next few slots of a recurring campaign: the human reading of its cron."""
     if campaign.kind != Campaign.Kind.RECURRING or not campaign.cron:
         return []
-    try:
-        from journeys.scheduling import next_run_after
-    except ImportError:
-        return []
     slots, after = [], max(timezone.now(), campaign.starts_at or timezone.now())
     while len(slots) < count:
         try:
@@ -296,8 +268,6 @@ def _cron_slots(campaign: Campaign, count: int = 3) -> list:
 @require_http_methods(["GET", "POST"])
 def campaign_edit(request, pk: int):
     """Edit a draft or paused campaign's settings; its steps are saved one by one below."""
-    from journeys.services import campaign_update
-
     campaign = _campaign_for(request.user, pk)
     _require_edit(request.user, campaign)
     if request.method == "GET":
@@ -317,8 +287,6 @@ def campaign_edit(request, pk: int):
 @require_POST
 def step_save(request, pk: int):
     """Create or replace one step (its delay, A/B weights and content per language)."""
-    from journeys.services import step_save as save
-
     campaign = _campaign_for(request.user, pk)
     _require_edit(request.user, campaign)
     position = request.POST.get("position", "")
@@ -330,7 +298,7 @@ def step_save(request, pk: int):
     form.step = step
     if form.is_valid():
         try:
-            save(campaign=campaign, by=request.user, **form.service_fields())
+            services.step_save(campaign=campaign, by=request.user, **form.service_fields())
         except ValidationError as exc:
             form.add_service_error(exc)
         else:
@@ -342,15 +310,13 @@ def step_save(request, pk: int):
 @require_POST
 def step_delete(request, pk: int, position: int):
     """Remove a step (a campaign keeps at least one)."""
-    from journeys.services import step_delete as delete
-
     campaign = _campaign_for(request.user, pk)
     _require_edit(request.user, campaign)
     step = campaign.steps.filter(position=position).first()
     if step is None:
         raise Http404
     try:
-        delete(step=step, by=request.user)
+        services.step_delete(step=step, by=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -404,7 +370,7 @@ FUNNEL_LABELS = {
 
 def _actions(user, campaign: Campaign) -> list[tuple[str, str]]:
     """The lifecycle buttons this user may press now; the services check again."""
-    can_edit, can_approve = _can_edit(user, campaign), _can_approve(user, campaign)
+    can_edit, can_approve = campaign_can_edit(user, campaign), campaign_can_approve(user, campaign)
     status = campaign.status
     actions = []
     if status == Campaign.Status.DRAFT:
@@ -468,7 +434,7 @@ def campaign_detail(request, pk: int):
             "experience_values": list(campaign.experience_values.all()),
             "steps": steps,
             "actions": _actions(user, campaign),
-            "can_edit": _can_edit(user, campaign),
+            "can_edit": campaign_can_edit(user, campaign),
             "editable": campaign.status in (Campaign.Status.DRAFT, Campaign.Status.PAUSED),
             "results": results,
             "funnel": funnel,
@@ -493,27 +459,6 @@ def _customer_label(customer: Customer, *, show_pii: bool) -> str:
     name = customer.full_name if show_pii else mask_text(customer.full_name)
     label = gettext("Customer #%(pk)s") % {"pk": customer.pk}
     return f"{label} · {name}" if name else label
-
-
-def _pii_strings(customer: Customer) -> list[str]:
-    values = [
-        customer.full_name,
-        customer.family_name,
-        customer.given_name,
-        customer.family_name_kana,
-        customer.given_name_kana,
-        customer.postal_code,
-        customer.city,
-        *customer.identities.values_list("value", flat=True),
-    ]
-    # Longest first, so "Hanako Yamada" is masked whole before "Hanako" alone.
-    return sorted({value for value in values if value and len(value) >= 2}, key=len, reverse=True)
-
-
-def _mask_rendered(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, mask_text(secret))
-    return text
 
 
 def _preview_target(request, campaign: Campaign, form: PreviewForm):
@@ -552,8 +497,6 @@ def campaign_preview(request, pk: int):
     Personal data in the result is masked unless the user may view it; an unmasked
     preview is audited like an unmasked profile view.
     """
-    from journeys.content import preview_message
-
     campaign = _campaign_for(request.user, pk)
     form = PreviewForm(request.GET)
     context = {"campaign": campaign, "preview_form": form, "preview": None, "error": ""}
@@ -564,33 +507,26 @@ def campaign_preview(request, pk: int):
         if not error:
             try:
                 rendered = preview_message(
-                    campaign=campaign, step=step, variant=variant, customer=customer
+                    campaign=campaign,
+                    step=step,
+                    variant=variant,
+                    customer=customer,
+                    viewer=request.user,
+                    ip_address=request.META.get("REMOTE_ADDR"),
                 )
             except ValidationError as exc:
                 context["error"] = " ".join(exc.messages)
             else:
-                show_pii = can_view_pii(request.user)
-                if show_pii:
-                    audit_record(
-                        actor=request.user,
-                        action="customer.view_pii",
-                        target=customer,
-                        detail={"via": "campaign_preview", "campaign": campaign.pk},
-                        ip_address=request.META.get("REMOTE_ADDR"),
-                    )
-                    subject, body = rendered.subject, rendered.body_text
-                else:
-                    secrets = _pii_strings(customer)
-                    subject = _mask_rendered(rendered.subject, secrets)
-                    body = _mask_rendered(rendered.body_text, secrets)
                 context["preview"] = {
                     "customer": customer,
-                    "customer_label": _customer_label(customer, show_pii=show_pii),
+                    "customer_label": _customer_label(
+                        customer, show_pii=can_view_pii(request.user)
+                    ),
                     "step": step,
                     "variant": variant,
                     "language": rendered.language,
-                    "subject": subject,
-                    "body": body,
+                    "subject": rendered.subject,
+                    "body": rendered.body_text,
                 }
         if context["error"]:
             status = 400
@@ -604,8 +540,6 @@ def campaign_preview(request, pk: int):
 @require_POST
 def campaign_send_test(request, pk: int):
     """Email the previewed message to the staff member themself (never a Delivery)."""
-    from journeys.content import send_test
-
     campaign = _campaign_for(request.user, pk)
     _require_edit(request.user, campaign)
     form = PreviewForm(request.POST)
@@ -642,15 +576,13 @@ def campaign_send_test(request, pk: int):
 @require_POST
 def campaign_action(request, pk: int, action: str):
     """Request approval, approve, reject, pause, resume or complete (the services decide)."""
-    from journeys.services import CAMPAIGN_ACTIONS, campaign_transition
-
     campaign = _campaign_for(request.user, pk)
     if action not in CAMPAIGN_ACTIONS:
         raise Http404
     allowed = (
-        _can_edit(request.user, campaign)
+        campaign_can_edit(request.user, campaign)
         if action == "request_approval"
-        else _can_approve(request.user, campaign)
+        else campaign_can_approve(request.user, campaign)
     )
     if not allowed:
         raise PermissionDenied
@@ -687,8 +619,6 @@ class _Echo:
 def campaign_dm_csv(request, pk: int):
     """The direct-mail campaign's addresses as CSV: personal data, so PII permission and an
     audit record are required."""
-    from journeys.channels import direct_mail_csv
-
     campaign = _campaign_for(request.user, pk)
     if campaign.channel != Campaign.Channel.DIRECT_MAIL:
         raise Http404

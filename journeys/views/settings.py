@@ -21,6 +21,12 @@ from config.org.selectors import has_role_anywhere
 from journeys.forms import ContactPolicyForm, SuppressionForm, add_service_errors
 from journeys.models import ContactPolicy, Suppression
 from journeys.selectors import suppression_list
+from journeys.services import (
+    POLICY_FIELDS,
+    contact_policy_update,
+    suppression_add,
+    suppression_remove,
+)
 
 PAGE_SIZE = 50
 
@@ -33,8 +39,6 @@ def _require_manager(user) -> None:
 @require_http_methods(["GET", "POST"])
 def contact_policy(request):
     """The contact budget and quiet hours every campaign of every department obeys."""
-    from journeys.services import POLICY_FIELDS, contact_policy_update
-
     _require_manager(request.user)
     policy = ContactPolicy.current()
     can_change = request.user.is_superuser
@@ -97,8 +101,6 @@ def _suppression_page(request, *, form, status=200):
 @require_http_methods(["GET", "POST"])
 def suppressions(request):
     """The global suppression list with search; POST adds an address."""
-    from journeys.services import suppression_add
-
     _require_manager(request.user)
     if request.method == "GET":
         return _suppression_page(request, form=SuppressionForm())
@@ -117,8 +119,6 @@ def suppressions(request):
 @require_POST
 def suppression_delete(request, pk: int):
     """Lift one suppression (audited by the service)."""
-    from journeys.services import suppression_remove
-
     _require_manager(request.user)
     suppression = get_object_or_404(Suppression, pk=pk)
     suppression_remove(suppression=suppression, by=request.user)

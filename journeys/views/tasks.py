@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from config.org.models import Role
 from config.org.selectors import has_role_anywhere
 from customers.selectors import can_view_pii, mask_text
+from journeys.feedback import staff_task_complete
 from journeys.forms import TaskFilterForm, TaskOutcomeForm, add_service_errors
 from journeys.models import StaffTask
 from journeys.selectors import staff_task_for, staff_tasks_for
@@ -66,8 +67,6 @@ def task_list(request):
 @require_POST
 def task_complete(request, pk: int):
     """Record a task's outcome; it is stored back as a ``staff_task_completed`` event."""
-    from journeys.feedback import staff_task_complete
-
     task = staff_task_for(request.user, pk)
     form = TaskOutcomeForm(request.POST)
     if task.status != StaffTask.Status.OPEN:
