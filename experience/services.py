@@ -46,7 +46,7 @@ GIST_MAX = 200
 CLOCK_SKEW = dt.timedelta(minutes=1)
 
 
-def _value_objects(values: Iterable) -> list[ExperienceValue]:
+def experience_values_from(values: Iterable) -> list[ExperienceValue]:
     """Experience values from codes or instances; unknown codes name the field."""
     codes = [value.code if isinstance(value, ExperienceValue) else str(value) for value in values]
     unknown = sorted(set(codes) - set(ExperienceValue.Code.values))
@@ -80,7 +80,7 @@ def _apply(touchpoint: Touchpoint, fields: dict, by) -> list[ExperienceValue] | 
         raise ValidationError({name: _("Not a touchpoint field.") for name in unknown})
     values = None
     if "experience_values" in fields:
-        values = _value_objects(fields["experience_values"] or [])
+        values = experience_values_from(fields["experience_values"] or [])
     if "owner_department" in fields:
         _check_owner(fields["owner_department"], by)
     for name, value in fields.items():

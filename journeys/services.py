@@ -22,6 +22,7 @@ from config.org.services import audit_record
 from customers.models import ImportantDate, LifeEvent, Segment
 from customers.segments import SegmentRuleError, validate_rules
 from experience.models import EventType, ExperienceValue
+from experience.services import experience_values_from
 from journeys.models import (
     SLOT_KINDS,
     Campaign,
@@ -215,12 +216,11 @@ def _validate_campaign(campaign: Campaign, *, by, errors: dict) -> None:
 def _experience_values(codes, errors: dict) -> list[ExperienceValue] | None:
     if codes is _UNSET:
         return None
-    codes = list(codes or [])
-    found = list(ExperienceValue.objects.filter(code__in=codes))
-    missing = sorted(set(codes) - {value.code for value in found})
-    if missing:
-        errors["experience_values"] = [f"unknown experience value: {', '.join(missing)}"]
-    return found
+    try:
+        return experience_values_from(codes or [])
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+        return None
 
 
 def _raise(errors: dict) -> None:
