@@ -59,12 +59,12 @@ class JourneyAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 @admin.register(Stage)
 class StageAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     scoped_through = "journey"
-    list_display = ["name", "journey", "position", "emotion", "owner", "version"]
+    list_display = ["name", "journey", "position", "emotion", "owner"]
     search_fields = ["name", "journey__name"]
     list_select_related = ["journey", "owner"]
     autocomplete_fields = ["owner"]
     filter_horizontal = ["touchpoints", "experience_values"]
-    readonly_fields = ["version"]
+    readonly_fields = ["versions"]
 
 
 @admin.register(Comment)

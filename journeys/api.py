@@ -145,7 +145,7 @@ class StageSerializer(serializers.ModelSerializer):
             "owner",
             "touchpoints",
             "experience_values",
-            "version",
+            "versions",
         ]
 
 

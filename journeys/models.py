@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.org.models import DepartmentOwned
@@ -37,6 +38,13 @@ class Persona(DepartmentOwned):
     experience_values = models.ManyToManyField(
         ExperienceValue, blank=True, related_name="personas", verbose_name=_("experience values")
     )
+    versions = models.JSONField(
+        default=dict, blank=True, help_text="Cell name → version, for conflict-free co-editing."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -56,6 +64,24 @@ class Journey(DepartmentOwned):
         Persona, on_delete=models.PROTECT, related_name="journeys", verbose_name=_("persona")
     )
     description = models.TextField(_("description"), blank=True)
+    is_template = models.BooleanField(
+        _("template"), default=False, help_text=_("Offered as a starting point for new journeys.")
+    )
+    duplicated_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="copies",
+        verbose_name=_("duplicated from"),
+    )
+    versions = models.JSONField(
+        default=dict, blank=True, help_text="Cell name → version, for conflict-free co-editing."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -68,10 +94,19 @@ class Journey(DepartmentOwned):
 
 
 class Stage(models.Model):
-    """One column of a journey map; ``version`` guards concurrent edits of its cells."""
+    """One column of a journey map; ``versions`` guards concurrent edits cell by cell."""
+
+    class Kind(models.TextChoices):
+        AWARENESS = "awareness", _("Awareness")
+        CONSIDERATION = "consideration", _("Consideration")
+        PURCHASE = "purchase", _("Purchase")
+        USE = "use", _("Use")
+        LOYALTY = "loyalty", _("Loyalty & advocacy")
+        CUSTOM = "custom", _("Custom")
 
     journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="stages")
     position = models.PositiveSmallIntegerField(_("position"))
+    kind = models.CharField(_("kind"), max_length=15, choices=Kind.choices, default=Kind.CUSTOM)
     name = models.CharField(_("name"), max_length=100)
     customer_goal = models.TextField(_("customer goal"), blank=True)
     actions = models.TextField(_("actions"), blank=True)
@@ -81,7 +116,12 @@ class Stage(models.Model):
     opportunities = models.TextField(_("opportunities"), blank=True)
     kpi = models.CharField(_("KPI"), max_length=200, blank=True)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("owner"),
     )
     touchpoints = models.ManyToManyField(
         Touchpoint, blank=True, related_name="stages", verbose_name=_("touchpoints")
@@ -89,7 +129,9 @@ class Stage(models.Model):
     experience_values = models.ManyToManyField(
         ExperienceValue, blank=True, related_name="stages", verbose_name=_("experience values")
     )
-    version = models.PositiveIntegerField(default=1)
+    versions = models.JSONField(
+        default=dict, blank=True, help_text="Cell name → version, for conflict-free co-editing."
+    )
 
     class Meta:
         ordering = ["journey", "position"]
@@ -107,25 +149,174 @@ class Stage(models.Model):
 
 
 class Comment(models.Model):
-    """A remark on a journey or one of its stages, from marketing, sales or a store."""
+    """A remark on a persona, a journey or one cell of either, from marketing, sales or a store.
 
-    journey = models.ForeignKey(Journey, on_delete=models.CASCADE, related_name="comments")
+    ``field`` names the cell (blank: the record as a whole); replies point at their thread's
+    first comment through ``parent``, so threads are one level deep, as in most chat tools.
+    """
+
+    persona = models.ForeignKey(
+        Persona, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
+    journey = models.ForeignKey(
+        Journey, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
     stage = models.ForeignKey(
         Stage, null=True, blank=True, on_delete=models.CASCADE, related_name="comments"
+    )
+    field = models.CharField(_("cell"), max_length=40, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies"
     )
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     body = models.TextField(_("comment"))
-    created_at = models.DateTimeField(auto_now_add=True)
+    mentions = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name=_("mentions")
+    )
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["created_at"]
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(persona__isnull=False) | models.Q(journey__isnull=False),
+                name="comment_has_record",
+            ),
+        ]
         verbose_name = _("comment")
         verbose_name_plural = _("comments")
 
     def __str__(self) -> str:
         return self.body[:60]
+
+
+class Revision(models.Model):
+    """One saved change to a persona, journey or stage: who, when, which cell, before → after.
+
+    Every write through ``journeys.maps.services`` appends one row per changed cell, so the
+    log is the history page, the activity feed, the diff and what ``restore`` replays.
+    Stage rows also carry their journey, so a journey's history includes its stages, and keep
+    the stage's name in ``stage_name`` so they still read well after the stage is deleted.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", _("created")
+        EDIT = "edit", _("edited")
+        RESTORE = "restore", _("restored")
+        MOVE = "move", _("moved")
+        DELETE = "delete", _("deleted")
+        DUPLICATE = "duplicate", _("duplicated")
+
+    persona = models.ForeignKey(
+        Persona, null=True, blank=True, on_delete=models.CASCADE, related_name="revisions"
+    )
+    journey = models.ForeignKey(
+        Journey, null=True, blank=True, on_delete=models.CASCADE, related_name="revisions"
+    )
+    stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.SET_NULL, related_name="revisions"
+    )
+    stage_name = models.CharField(_("stage"), max_length=100, blank=True)
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    field = models.CharField(_("cell"), max_length=40, blank=True)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"), null=True, blank=True)
+    version = models.PositiveIntegerField(_("version"), default=0)
+    restored_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(persona__isnull=False) | models.Q(journey__isnull=False),
+                name="revision_has_record",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["journey", "-id"], name="revision_journey_idx"),
+            models.Index(fields=["persona", "-id"], name="revision_persona_idx"),
+            models.Index(fields=["stage", "field", "-id"], name="revision_stage_cell_idx"),
+        ]
+        verbose_name = _("revision")
+        verbose_name_plural = _("revisions")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.field or ''}".strip()
+
+
+class Presence(models.Model):
+    """Who has a persona or journey open right now, and which cell they are typing in.
+
+    One row per (room, user), refreshed by each poll of the open page; rows older than a few
+    seconds mean the person has left. A table rather than the cache, so every web process
+    sees every other's visitors without a shared cache server.
+    """
+
+    room = models.CharField(max_length=40)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presences"
+    )
+    cell = models.CharField(max_length=80, blank=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="uniq_presence"),
+        ]
+        indexes = [models.Index(fields=["room", "seen_at"], name="presence_room_idx")]
+        verbose_name = _("presence")
+        verbose_name_plural = _("presences")
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.room}"
+
+
+class Notification(models.Model):
+    """Something a staff member should read: a mention, a reply, a comment on their stage."""
+
+    class Kind(models.TextChoices):
+        MENTION = "mention", _("mentioned you")
+        REPLY = "reply", _("replied to you")
+        COMMENT = "comment", _("commented on your stage")
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    comment = models.ForeignKey(Comment, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(_("when"), default=timezone.now)
+    read_at = models.DateTimeField(_("read"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "comment"], name="uniq_notification"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["recipient", "read_at", "-created_at"], name="notification_inbox_idx"
+            )
+        ]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+
+    def __str__(self) -> str:
+        return f"{self.recipient}: {self.get_kind_display()}"
 
 
 class ContactPolicy(models.Model):

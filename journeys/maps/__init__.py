@@ -1,0 +1,1 @@
+"""Personas and journey maps co-edited by marketing and sales: cells, revisions, presence, comments."""
