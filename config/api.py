@@ -43,5 +43,7 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[IsAuthenticated]),
         name="api-docs",
     ),
+    # Stage cells and revision restores: detail-only endpoints, outside the router.
+    *journeys_api.urlpatterns,
     *router.urls,
 ]

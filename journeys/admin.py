@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db import models
+from django.db.models import Q
 
-from config.org.admin import DepartmentScopedAdmin
+from config.org.admin import DepartmentScopedAdmin, ReadOnlyAdmin
+from journeys.maps.cells import CELLS
 from journeys.models import (
     Campaign,
     CampaignRun,
@@ -15,7 +17,10 @@ from journeys.models import (
     Delivery,
     Enrollment,
     Journey,
+    Notification,
     Persona,
+    Presence,
+    Revision,
     ScoringRule,
     StaffTask,
     Stage,
@@ -24,8 +29,32 @@ from journeys.models import (
 )
 
 
+class MapRecordAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    """Personas, journeys and stages: created here if need be, but their cells change on the
+    map pages only, where every change is versioned, logged and seen live by co-editors."""
+
+    cells_of: str
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if obj is None else (*fields, *CELLS[self.cells_of], "versions")
+
+
+class PersonaOrJourneyScopedAdmin(admin.ModelAdmin):
+    """Rows that hang on a persona or on a journey: visible where that record is visible."""
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        user = request.user
+        return rows.filter(
+            Q(persona__in=Persona.objects.visible_to(user).values("pk"))
+            | Q(journey__in=Journey.objects.visible_to(user).values("pk"))
+        )
+
+
 @admin.register(Persona)
-class PersonaAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+class PersonaAdmin(MapRecordAdmin):
+    cells_of = "persona"
     list_display = ["name", "initials", "segment", "owner_department", "updated_at"]
     list_filter = ["owner_department"]
     search_fields = ["name"]
@@ -33,22 +62,21 @@ class PersonaAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     filter_horizontal = ["experience_values"]
 
 
-class StageInline(admin.StackedInline):
+class StageInline(admin.TabularInline):
     model = Stage
-    fields = [
-        ("position", "name", "emotion"),
-        "customer_goal",
-        "pain_points",
-        "opportunities",
-        ("kpi", "owner"),
-    ]
-    autocomplete_fields = ["owner"]
+    fields = ["position", "kind", "name", "emotion", "owner"]
+    readonly_fields = fields
     show_change_link = True
     extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Journey)
-class JourneyAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+class JourneyAdmin(MapRecordAdmin):
+    cells_of = "journey"
     inlines = [StageInline]
     list_display = ["name", "persona", "owner_department", "updated_at"]
     list_filter = ["owner_department"]
@@ -57,24 +85,53 @@ class JourneyAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 
 @admin.register(Stage)
-class StageAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+class StageAdmin(MapRecordAdmin):
+    cells_of = "stage"
     scoped_through = "journey"
     list_display = ["name", "journey", "position", "emotion", "owner"]
     search_fields = ["name", "journey__name"]
     list_select_related = ["journey", "owner"]
     autocomplete_fields = ["owner"]
     filter_horizontal = ["touchpoints", "experience_values"]
-    readonly_fields = ["versions"]
 
 
 @admin.register(Comment)
-class CommentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
-    scoped_through = "journey"
-    list_display = ["__str__", "journey", "stage", "author", "created_at"]
+class CommentAdmin(PersonaOrJourneyScopedAdmin):
+    list_display = ["__str__", "persona", "journey", "stage", "field", "author", "created_at"]
     search_fields = ["body"]
-    list_select_related = ["journey", "stage__journey", "author"]
-    raw_id_fields = ["stage"]
-    autocomplete_fields = ["author"]
+    list_select_related = ["persona", "journey", "stage", "author"]
+    raw_id_fields = ["persona", "journey", "stage", "parent"]
+    autocomplete_fields = ["author", "mentions", "resolved_by"]
+
+    def has_add_permission(self, request):
+        return False  # a comment has an author and notifies people: written on the map pages
+
+
+@admin.register(Revision)
+class RevisionAdmin(PersonaOrJourneyScopedAdmin, ReadOnlyAdmin):
+    list_display = ["created_at", "action", "persona", "journey", "stage_name", "field", "author"]
+    list_filter = ["action"]
+    list_select_related = ["persona", "journey", "author"]
+    search_fields = ["field", "stage_name", "persona__name", "journey__name"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "recipient", "kind", "actor", "read_at"]
+    list_filter = ["kind"]
+    list_select_related = ["recipient", "actor"]
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        return rows if request.user.is_superuser else rows.filter(recipient=request.user)
+
+
+@admin.register(Presence)
+class PresenceAdmin(ReadOnlyAdmin):
+    list_display = ["room", "user", "cell", "seen_at"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 class CampaignStepInline(admin.TabularInline):

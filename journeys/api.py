@@ -1,4 +1,11 @@
-"""REST API of circle ③: personas, journeys, campaigns, their deliveries and staff tasks.
+"""REST API of circle ③: personas, journey maps, campaigns, their deliveries and staff tasks.
+
+Personas and journeys are co-edited cell by cell, as on their pages: ``PATCH`` sends one
+cell, its new value and the version the client edited; the same cell saved meanwhile by
+someone else answers 409 with both values and nothing is written (other cells never
+conflict). Cells are cleaned and saved by ``journeys.maps`` (cells, services), so the API,
+the pages and the revision log agree on every rule; stages and revision restores have
+their own small endpoints (``urlpatterns``), mounted next to the router's.
 
 Campaigns are read by the departments that own them or share them, and change status
 through ``journeys.services.campaign_transition`` (approve, pause…), which checks the
@@ -6,30 +13,41 @@ asking person's role. Deliveries are listed only for visible campaigns, newest f
 cursor (the table grows by millions), and their addresses are masked without ``view_pii``.
 
 Authentication: the browser's session everywhere; an integration's API token (an editor of
-one department, never allowed personal data) may also *read* campaigns, their results and
-their deliveries, for warehouses and reporting tools. Status changes need a person, since
-approval is a manager's decision and the audit log names who took it, and staff tasks
-belong to the signed-in salesperson, so neither accepts tokens.
+one department, never allowed personal data) may also *read* personas, journeys (with their
+revisions and comments), campaigns, their results and their deliveries, for warehouses and
+reporting tools. Every write to a persona or journey, status changes and staff tasks need a
+person: the revision log and notifications name the author, approval is a manager's
+decision and the audit log names who took it, and staff tasks belong to the signed-in
+salesperson, so none of them accepts tokens.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import django_filters
-from django.db.models import Count, Prefetch, QuerySet
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.http import Http404
+from django.urls import path
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import mixins, serializers
+from rest_framework import mixins, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ValidationError as APIValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import BaseRouter
@@ -43,8 +61,10 @@ from config.org.api import (
     IdFilter,
     enum_field,
     service_call,
+    shares_prefetch,
 )
 from config.org.authentication import ApiTokenAuthentication
+from config.org.models import Department, Role
 from config.org.services import audit_record
 from customers.identity import mask_identifier
 from customers.selectors import can_view_pii, mask_text
@@ -52,9 +72,11 @@ from journeys.filters import CampaignFilter, JourneyFilter, PersonaFilter
 from journeys.models import (
     Campaign,
     CampaignStep,
+    Comment,
     Delivery,
     Journey,
     Persona,
+    Revision,
     StaffTask,
     Stage,
     Variant,
@@ -65,6 +87,30 @@ from journeys.services import CAMPAIGN_ACTIONS, campaign_transition
 def experience_value_codes() -> serializers.SlugRelatedField:
     """The five values as their codes (``deal``, ``fun``…); needs the relation prefetched."""
     return serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+
+def username_field(**kwargs) -> serializers.SlugRelatedField:
+    """A staff member as their username (authors, owners of changes)."""
+    return serializers.SlugRelatedField(slug_field="username", read_only=True, **kwargs)
+
+
+# --- personas and journey maps: reads -------------------------------------------------------
+
+
+class SessionWritesMixin:
+    """API tokens may read; every write needs a signed-in person, who becomes its author.
+
+    The revision log and the notifications name who changed or said what, and an API token
+    is nobody in particular, so a token on a write is simply not a login here.
+    """
+
+    authentication_classes = [SessionAuthentication, ApiTokenAuthentication]
+
+    def get_authenticators(self):
+        method = getattr(getattr(self, "request", None), "method", None) or "GET"
+        if method.upper() not in SAFE_METHODS:
+            return [SessionAuthentication()]
+        return super().get_authenticators()
 
 
 class PersonaSummarySerializer(DepartmentOwnedSummarySerializer):
@@ -84,8 +130,70 @@ class PersonaSummarySerializer(DepartmentOwnedSummarySerializer):
         ]
 
 
+class LabelCountSerializer(serializers.Serializer):
+    label = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+def label_counts(pairs) -> list[dict]:
+    return [{"label": str(label), "count": count} for label, count in pairs]
+
+
+class PersonaFiguresSerializer(serializers.Serializer):
+    """``journeys.maps.selectors.persona_figures``: the live numbers of the persona's segment."""
+
+    size = serializers.IntegerField(help_text="Members of the linked segment.")
+    share = serializers.FloatField(
+        allow_null=True, help_text="Size ÷ customers not merged into another (0…1)."
+    )
+    average_ltv = serializers.DecimalField(
+        max_digits=None,
+        decimal_places=2,
+        coerce_to_string=False,
+        allow_null=True,
+        help_text="Mean revenue to date per member, in yen (members without orders count 0).",
+    )
+    nps = serializers.FloatField(allow_null=True, help_text="NPS of the members' latest scores.")
+    nps_responses = serializers.IntegerField()
+    promoters = serializers.IntegerField()
+    passives = serializers.IntegerField()
+    detractors = serializers.IntegerField()
+    f2_rate = serializers.FloatField(
+        allow_null=True, help_text="Members with 2+ orders ÷ members with 1+ order (0…1)."
+    )
+    first_buyers = serializers.IntegerField()
+    repeat_buyers = serializers.IntegerField()
+    top_channels = LabelCountSerializer(
+        many=True, help_text="Members' events in the last 90 days by channel (top 5)."
+    )
+    top_products = LabelCountSerializer(
+        many=True, help_text="Quantity bought in the last 365 days by product (top 5)."
+    )
+    situations = LabelCountSerializer(
+        many=True, help_text="Members per life situation in the last 365 days (top 5)."
+    )
+    computed_at = serializers.DateTimeField()
+
+
+def figures_data(figures) -> dict | None:
+    """The selector's dataclass in the API's shape: pairs become ``{label, count}`` rows."""
+    if figures is None:
+        return None
+    return {
+        **dataclasses.asdict(figures),
+        "top_channels": label_counts(figures.top_channels),
+        "top_products": label_counts(figures.top_products),
+        "situations": label_counts(figures.situations),
+    }
+
+
 class PersonaDetailSerializer(DepartmentOwnedDetailSerializer):
     experience_values = experience_value_codes()
+    versions = serializers.JSONField(
+        read_only=True, help_text="Cell → version (missing = 0); send it back with a PATCH."
+    )
+    created_by = username_field()
+    figures = serializers.SerializerMethodField()
 
     class Meta:
         model = Persona
@@ -103,21 +211,23 @@ class PersonaDetailSerializer(DepartmentOwnedDetailSerializer):
             "quotes",
             "segment",
             "experience_values",
+            "versions",
+            "figures",
             "owner_department",
             "shared_with",
+            "created_by",
+            "created_at",
             "updated_at",
         ]
 
+    @extend_schema_field(PersonaFiguresSerializer(allow_null=True))
+    def get_figures(self, persona) -> dict | None:
+        """Null when the persona has no segment."""
+        from journeys.maps.selectors import persona_figures
 
-class PersonaViewSet(DepartmentScopedReadOnlyViewSet):
-    """Personas owned by, or shared with, the asking user's departments."""
-
-    queryset = Persona.objects.select_related("owner_department").prefetch_related(
-        "experience_values"
-    )
-    serializer_class = PersonaSummarySerializer
-    detail_serializer_class = PersonaDetailSerializer
-    filterset_class = PersonaFilter
+        if persona.segment_id is None:
+            return None
+        return PersonaFiguresSerializer(figures_data(persona_figures(persona))).data
 
 
 class PersonaRefSerializer(serializers.ModelSerializer):
@@ -127,13 +237,18 @@ class PersonaRefSerializer(serializers.ModelSerializer):
 
 
 class StageSerializer(serializers.ModelSerializer):
+    kind = enum_field(Stage.Kind)
     experience_values = experience_value_codes()
+    versions = serializers.JSONField(
+        read_only=True, help_text="Cell → version (missing = 0); send it back with a PATCH."
+    )
 
     class Meta:
         model = Stage
         fields = [
             "id",
             "position",
+            "kind",
             "name",
             "customer_goal",
             "actions",
@@ -149,18 +264,35 @@ class StageSerializer(serializers.ModelSerializer):
         ]
 
 
+class StageDetailSerializer(StageSerializer):
+    class Meta(StageSerializer.Meta):
+        fields = ["journey", *StageSerializer.Meta.fields]
+
+
 class JourneySummarySerializer(DepartmentOwnedSummarySerializer):
     persona = PersonaRefSerializer(read_only=True)
     stage_count = serializers.IntegerField(read_only=True)
 
     class Meta:
         model = Journey
-        fields = ["id", "name", "persona", "stage_count", "owner_department", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "persona",
+            "is_template",
+            "stage_count",
+            "owner_department",
+            "updated_at",
+        ]
 
 
 class JourneyDetailSerializer(DepartmentOwnedDetailSerializer):
     persona = PersonaRefSerializer(read_only=True)
     stages = StageSerializer(many=True, read_only=True)
+    versions = serializers.JSONField(
+        read_only=True, help_text="Cell → version (missing = 0); send it back with a PATCH."
+    )
+    created_by = username_field()
 
     class Meta:
         model = Journey
@@ -169,15 +301,532 @@ class JourneyDetailSerializer(DepartmentOwnedDetailSerializer):
             "name",
             "description",
             "persona",
+            "is_template",
+            "duplicated_from",
+            "versions",
             "stages",
             "owner_department",
             "shared_with",
+            "created_by",
+            "created_at",
             "updated_at",
         ]
 
 
-class JourneyViewSet(DepartmentScopedReadOnlyViewSet):
-    """Journeys, each with its stages in order; scoped to the asking user's departments."""
+class RevisionSerializer(serializers.ModelSerializer):
+    """One saved change: ``before`` and ``after`` hold the cell's values (JSON)."""
+
+    action = enum_field(Revision.Action)
+    author = username_field()
+    before = serializers.JSONField(read_only=True)
+    after = serializers.JSONField(read_only=True)
+
+    class Meta:
+        model = Revision
+        fields = [
+            "id",
+            "action",
+            "persona",
+            "journey",
+            "stage",
+            "stage_name",
+            "field",
+            "before",
+            "after",
+            "version",
+            "restored_from",
+            "author",
+            "created_at",
+        ]
+
+
+class CommentSerializer(serializers.ModelSerializer):
+    author = username_field()
+    mentions = username_field(many=True)
+    resolved_by = username_field()
+
+    class Meta:
+        model = Comment
+        fields = [
+            "id",
+            "persona",
+            "journey",
+            "stage",
+            "field",
+            "parent",
+            "author",
+            "body",
+            "mentions",
+            "resolved_at",
+            "resolved_by",
+            "created_at",
+        ]
+
+
+class CommentThreadSerializer(CommentSerializer):
+    """A thread's first comment with its replies, oldest first."""
+
+    replies = CommentSerializer(many=True, read_only=True)
+
+    class Meta(CommentSerializer.Meta):
+        fields = [*CommentSerializer.Meta.fields, "replies"]
+
+
+# --- personas and journey maps: writes ------------------------------------------------------
+
+
+class WholeSerializer(serializers.Serializer):
+    """A body that is complete even when sent with PATCH (a cell edit always has all keys).
+
+    DRF and drf-spectacular make a PATCH body partial; here ``partial`` stays False, so the
+    keys stay required, and documented as such.
+    """
+
+    partial = property(lambda self: False, lambda self, value: None)
+
+
+@functools.cache
+def _cell_name_field_class(kind: str) -> type[serializers.ChoiceField]:
+    from journeys.maps.cells import CELLS
+
+    field_class = type(f"{kind.title()}CellNameField", (serializers.ChoiceField,), {})
+    schema = {"type": "string", "enum": list(CELLS[kind])}
+    return extend_schema_field(schema, component_name=f"{kind.title()}CellEnum")(field_class)
+
+
+def cell_edit_serializer(kind: str) -> type[serializers.Serializer]:
+    """The body of ``PATCH /<kind>s/{id}/``: one cell, its new value, the version it edits."""
+    from journeys.maps.cells import CELLS
+
+    fields = {
+        "field": _cell_name_field_class(kind)(
+            choices=list(CELLS[kind]), help_text="The cell to change."
+        ),
+        "value": serializers.JSONField(
+            help_text=(
+                "The new value: text for text cells, an integer for emotion (−2…+2), true/false, "
+                "an id (or null) for segment/persona/owner, a list of ids for touchpoints and "
+                "experience_values."
+            ),
+        ),
+        "version": serializers.IntegerField(
+            min_value=0, help_text="The cell's version you edited, from ``versions`` (0 if absent)."
+        ),
+    }
+    return type(f"{kind.title()}CellEditSerializer", (WholeSerializer,), fields)
+
+
+PersonaCellEditSerializer = cell_edit_serializer("persona")
+JourneyCellEditSerializer = cell_edit_serializer("journey")
+StageCellEditSerializer = cell_edit_serializer("stage")
+CELL_EDIT_SERIALIZERS = {
+    "persona": PersonaCellEditSerializer,
+    "journey": JourneyCellEditSerializer,
+    "stage": StageCellEditSerializer,
+}
+
+
+class CellSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    value = serializers.JSONField(help_text="The cell's saved value.")
+    version = serializers.IntegerField(help_text="Its version now: send this with the next edit.")
+
+
+class CellConflictSerializer(serializers.Serializer):
+    """Someone saved the same cell since you loaded it: nothing of yours was saved."""
+
+    detail = serializers.CharField()
+    field = serializers.CharField()
+    base_version = serializers.IntegerField(help_text="The version you edited.")
+    current_version = serializers.IntegerField(help_text="The version saved now.")
+    theirs = serializers.JSONField(help_text="The value saved now.")
+    mine = serializers.JSONField(help_text="Your value, cleaned, not saved.")
+    base = serializers.JSONField(
+        allow_null=True, help_text="The value at your version, if the log knows it."
+    )
+    changed_by = serializers.CharField(allow_null=True, help_text="Who saved theirs.")
+    changed_at = serializers.DateTimeField(allow_null=True)
+
+
+def conflict_data(conflict) -> dict:
+    revision = conflict.their_revision
+    author = getattr(revision, "author", None) if revision is not None else None
+    return {
+        "detail": _("This cell was changed by someone else; nothing was saved."),
+        "field": conflict.field,
+        "base_version": conflict.base_version,
+        "current_version": conflict.current_version,
+        "theirs": conflict.theirs,
+        "mine": conflict.mine,
+        "base": conflict.base,
+        "changed_by": author.get_username() if author is not None else None,
+        "changed_at": revision.created_at if revision is not None else None,
+    }
+
+
+def field_errors(exc: DjangoValidationError, field: str) -> APIValidationError:
+    """A cell's ValidationError as a 400 naming the cell."""
+    detail = exc.message_dict if hasattr(exc, "error_dict") else {field: exc.messages}
+    return APIValidationError(detail)
+
+
+def cell_patch(request: Request, record, kind: str) -> Response:
+    """Save one cell of a visible record: 403 for viewers, 400 naming the cell, 409 on conflict.
+
+    The client sends the version it edited; another cell saved meanwhile never conflicts,
+    the same cell does, and then nothing is written and both values come back.
+    """
+    from journeys.maps.cells import cell_clean, cell_value
+    from journeys.maps.selectors import can_edit
+    from journeys.maps.services import CellConflict, cell_save
+
+    user = request.user
+    if not can_edit(user, record):
+        raise PermissionDenied(_("You may read this but not change it."))
+    incoming = CELL_EDIT_SERIALIZERS[kind](data=request.data)
+    incoming.is_valid(raise_exception=True)
+    field = incoming.validated_data["field"]
+    try:
+        value = cell_clean(record, field, incoming.validated_data["value"], user=user)
+        cell_save(
+            record=record,
+            field=field,
+            value=value,
+            base_version=incoming.validated_data["version"],
+            by=user,
+        )
+    except CellConflict as conflict:
+        return Response(
+            CellConflictSerializer(conflict_data(conflict)).data,
+            status=status.HTTP_409_CONFLICT,
+        )
+    except DjangoValidationError as exc:
+        raise field_errors(exc, field) from exc
+    record.refresh_from_db()
+    data = {
+        "field": field,
+        "value": cell_value(record, field),
+        "version": record.versions.get(field, 0),
+    }
+    return Response(CellSerializer(data).data)
+
+
+def cell_patch_schema(kind: str, serializer) -> dict:
+    """The documentation of a cell PATCH, the same for personas, journeys and stages."""
+    return {
+        "summary": f"Change one cell ({kind}), guarded by its version",
+        "request": serializer,
+        "responses": {
+            200: CellSerializer,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="An unknown cell or a bad value, keyed by the cell's name.",
+                examples=[
+                    OpenApiExample(
+                        "Bad value", value={"name": ["This field is required."]}, response_only=True
+                    ),
+                    OpenApiExample(
+                        "Unknown cell",
+                        value={"field": ['"colour" is not a valid choice.']},
+                        response_only=True,
+                    ),
+                ],
+            ),
+            403: OpenApiResponse(description="You may see this record but not change it."),
+            404: OpenApiResponse(description=f"No {kind} with this id is visible to you."),
+            409: OpenApiResponse(
+                CellConflictSerializer,
+                description="The same cell was saved by someone else since your version.",
+                examples=[CELL_CONFLICT_EXAMPLE],
+            ),
+        },
+        "examples": [
+            OpenApiExample(
+                "Edit a text cell",
+                value={"field": "name", "value": "First-time app buyer", "version": 3},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Success",
+                value={"field": "name", "value": "First-time app buyer", "version": 4},
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+    }
+
+
+CELL_CONFLICT_EXAMPLE = OpenApiExample(
+    "Same cell saved meanwhile",
+    value={
+        "detail": "This cell was changed by someone else; nothing was saved.",
+        "field": "actions",
+        "base_version": 3,
+        "current_version": 4,
+        "theirs": "Searches the app for gift ideas.\nAsks in store.",
+        "mine": "Searches the app for gift ideas.\nCompares prices.",
+        "base": "Searches the app for gift ideas.",
+        "changed_by": "sales-planner",
+        "changed_at": "2026-11-27T10:00:04+09:00",
+    },
+    response_only=True,
+    status_codes=["409"],
+)
+
+
+def owner_department_for(user, department_id: int | None) -> Department:
+    """The department a new persona or journey belongs to: one where the user is an editor."""
+    editable = [] if user.is_superuser else user.department_ids_with_role(Role.EDITOR)
+    if not user.is_superuser and not editable:
+        raise PermissionDenied(_("Only editors and managers create personas and journeys."))
+    if department_id is None:
+        if len(editable) != 1:
+            raise APIValidationError(
+                {"owner_department": [_("Choose the department that will own it.")]}
+            )
+        department_id = editable[0]
+    elif not user.is_superuser and department_id not in editable:
+        raise PermissionDenied(_("You are not an editor in this department."))
+    department = Department.objects.filter(pk=department_id).first()
+    if department is None:
+        raise APIValidationError({"owner_department": [_("No such department.")]})
+    return department
+
+
+OWNER_DEPARTMENT_HELP = (
+    "Id of the owning department, where you are an editor or manager; "
+    "optional when you edit in only one."
+)
+
+
+class PersonaCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    owner_department = serializers.IntegerField(required=False, help_text=OWNER_DEPARTMENT_HELP)
+    initials = serializers.CharField(required=False, allow_blank=True)
+    color = serializers.CharField(required=False, help_text="#rrggbb")
+    profile = serializers.CharField(required=False, allow_blank=True)
+    goals = serializers.CharField(required=False, allow_blank=True)
+    pains = serializers.CharField(required=False, allow_blank=True)
+    situations = serializers.CharField(required=False, allow_blank=True)
+    values = serializers.CharField(required=False, allow_blank=True)
+    preferred_channels = serializers.CharField(required=False, allow_blank=True)
+    quotes = serializers.CharField(required=False, allow_blank=True)
+    segment = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Id of a segment visible to you."
+    )
+    experience_values = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="Experience value ids."
+    )
+
+
+class JourneyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    persona = serializers.IntegerField(help_text="Id of a persona visible to you.")
+    owner_department = serializers.IntegerField(required=False, help_text=OWNER_DEPARTMENT_HELP)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    template = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Id of a template journey whose stages to copy; none: the five standard stages.",
+    )
+
+
+class JourneyDuplicateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    owner_department = serializers.IntegerField(required=False, help_text=OWNER_DEPARTMENT_HELP)
+    as_template = serializers.BooleanField(
+        default=False, help_text="Offer the copy as a template for new journeys."
+    )
+
+
+class CommentCreateSerializer(serializers.Serializer):
+    body = serializers.CharField(help_text="Text; @username mentions notify those staff.")
+    field = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="The cell; blank: the record."
+    )
+    parent = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Reply to this comment's thread."
+    )
+
+
+class JourneyCommentCreateSerializer(CommentCreateSerializer):
+    stage = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="A stage of this journey."
+    )
+
+
+class RestoreSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(
+        choices=["record", "cell"],
+        default="record",
+        help_text=(
+            "record: the whole persona, journey or stage back to its state right after this "
+            "revision; cell: only this revision's cell back to its value after it."
+        ),
+    )
+
+
+COMMENT_FIELD_PARAMETER = OpenApiParameter(
+    "field", OpenApiTypes.STR, description="Only threads on this cell ('' = on the record)."
+)
+
+
+def comment_parent(data: dict, **record) -> Comment | None:
+    """The comment a reply answers: one on the same record, else a 400 naming ``parent``."""
+    if data["parent"] is None:
+        return None
+    parent = Comment.objects.filter(pk=data["parent"], **record).first()
+    if parent is None:
+        raise APIValidationError({"parent": [_("No such comment here.")]})
+    return parent
+
+
+def comment_created(comment: Comment) -> Response:
+    comment = (
+        Comment.objects.select_related("author", "resolved_by")
+        .prefetch_related("mentions")
+        .get(pk=comment.pk)
+    )
+    return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+
+
+def comment_thread_data(threads: list[Comment]) -> list:
+    prefetch_related_objects(threads, "mentions", "replies__mentions")
+    return CommentThreadSerializer(threads, many=True).data
+
+
+def revision_page(view, revisions: QuerySet) -> Response:
+    page = view.paginate_queryset(revisions)
+    return view.get_paginated_response(RevisionSerializer(page, many=True).data)
+
+
+DETAIL_WRITE_ACTIONS = ("create", "duplicate")
+
+
+class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
+    """Personas owned by, or shared with, the asking user's departments.
+
+    Read with a session or an API token; create, edit cells and comment with a session.
+    """
+
+    queryset = Persona.objects.select_related("owner_department").prefetch_related(
+        "experience_values"
+    )
+    serializer_class = PersonaSummarySerializer
+    detail_serializer_class = PersonaDetailSerializer
+    filterset_class = PersonaFilter
+
+    def shape_queryset(self, queryset):
+        if self.action in DETAIL_WRITE_ACTIONS:
+            queryset = queryset.prefetch_related(shares_prefetch())
+        if self.action in ("retrieve", *DETAIL_WRITE_ACTIONS):
+            return queryset.select_related("created_by")
+        return queryset
+
+    def detail_response(self, persona_id: int, *, status_code: int = 200) -> Response:
+        persona = self.get_queryset().get(pk=persona_id)
+        return Response(PersonaDetailSerializer(persona).data, status=status_code)
+
+    @extend_schema(
+        summary="A persona with its narrative, cell versions and the live figures of its segment"
+    )
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create a persona",
+        request=PersonaCreateSerializer,
+        responses={
+            201: PersonaDetailSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+            403: OpenApiResponse(description="You are not an editor in that department."),
+        },
+        examples=[
+            OpenApiExample(
+                "A persona on a segment",
+                value={"name": "First-time app buyer", "owner_department": 2, "segment": 14},
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        from journeys.maps.services import persona_create
+
+        incoming = PersonaCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        cells = dict(incoming.validated_data)
+        department = owner_department_for(request.user, cells.pop("owner_department", None))
+        # The service cleans every cell as an edit would (visible segment, colour…).
+        persona = service_call(
+            persona_create, by=request.user, owner_department=department, **cells
+        )
+        return self.detail_response(persona.pk, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(**cell_patch_schema("persona", PersonaCellEditSerializer))
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        return cell_patch(request, self.get_object(), "persona")
+
+    @extend_schema(
+        summary="The persona's change log, newest first",
+        responses=RevisionSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def revisions(self, request: Request, pk=None) -> Response:
+        from journeys.maps.selectors import revision_history
+
+        return revision_page(self, revision_history(persona=self.get_object()))
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Comment threads on the persona and its cells",
+        parameters=[COMMENT_FIELD_PARAMETER],
+        responses=CommentThreadSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Comment on the persona or one of its cells (anyone who can see it)",
+        request=CommentCreateSerializer,
+        responses={
+            201: CommentSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+        },
+        examples=[
+            OpenApiExample(
+                "Mention a colleague on a cell",
+                value={"body": "@sales-planner is this still true?", "field": "quotes"},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
+    def comments(self, request: Request, pk=None) -> Response:
+        from journeys.maps.discussion import comment_add, comment_threads
+
+        persona = self.get_object()
+        if request.method == "GET":
+            field = request.query_params.get("field")
+            return Response(comment_thread_data(comment_threads(persona=persona, field=field)))
+        incoming = CommentCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        comment = service_call(
+            comment_add,
+            by=request.user,
+            body=data["body"],
+            persona=persona,
+            field=data["field"],
+            parent=comment_parent(data, persona=persona),
+        )
+        return comment_created(comment)
+
+
+class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
+    """Journeys, each with its stages in order; scoped to the asking user's departments.
+
+    Read with a session or an API token; create, duplicate, edit cells and comment with a
+    session.
+    """
 
     queryset = Journey.objects.select_related("owner_department", "persona")
     serializer_class = JourneySummarySerializer
@@ -185,12 +834,269 @@ class JourneyViewSet(DepartmentScopedReadOnlyViewSet):
     filterset_class = JourneyFilter
 
     def shape_queryset(self, queryset):
-        if self.action == "retrieve":
+        if self.action in ("retrieve", *DETAIL_WRITE_ACTIONS):
+            if self.action != "retrieve":
+                queryset = queryset.prefetch_related(shares_prefetch())
             stages = Stage.objects.order_by("position").prefetch_related(
                 "touchpoints", "experience_values"
             )
-            return queryset.prefetch_related(Prefetch("stages", queryset=stages))
-        return queryset.annotate(stage_count=Count("stages"))
+            return queryset.select_related("created_by").prefetch_related(
+                Prefetch("stages", queryset=stages)
+            )
+        if self.action == "list":
+            return queryset.annotate(stage_count=Count("stages"))
+        return queryset
+
+    def detail_response(self, journey_id: int, *, status_code: int = 200) -> Response:
+        journey = self.get_queryset().get(pk=journey_id)
+        return Response(JourneyDetailSerializer(journey).data, status=status_code)
+
+    @extend_schema(summary="A journey with its stages in order, their cells and versions")
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Create a journey: the five standard stages, or a template's",
+        request=JourneyCreateSerializer,
+        responses={
+            201: JourneyDetailSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+            403: OpenApiResponse(description="You are not an editor in that department."),
+        },
+        examples=[
+            OpenApiExample(
+                "From a template",
+                value={"name": "Gift givers, winter", "persona": 3, "template": 8},
+                request_only=True,
+            )
+        ],
+    )
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        from journeys.maps.services import journey_create
+
+        incoming = JourneyCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        department = owner_department_for(request.user, data.get("owner_department"))
+        persona = Persona.objects.visible_to(request.user).filter(pk=data["persona"]).first()
+        if persona is None:
+            raise APIValidationError({"persona": [_("No persona with this id is visible to you.")]})
+        template = None
+        if data["template"] is not None:
+            template = (
+                Journey.objects.visible_to(request.user)
+                .filter(pk=data["template"], is_template=True)
+                .first()
+            )
+            if template is None:
+                raise APIValidationError(
+                    {"template": [_("No template journey with this id is visible to you.")]}
+                )
+        journey = service_call(
+            journey_create,
+            by=request.user,
+            owner_department=department,
+            persona=persona,
+            name=data["name"],
+            description=data["description"],
+            template=template,
+        )
+        return self.detail_response(journey.pk, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Copy a journey with every stage cell, optionally as a template",
+        request=JourneyDuplicateSerializer,
+        responses={
+            201: JourneyDetailSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+            403: OpenApiResponse(description="You are not an editor in that department."),
+            404: OpenApiResponse(description="No journey with this id is visible to you."),
+        },
+        examples=[
+            OpenApiExample(
+                "As a template",
+                value={"name": "Gift givers (template)", "as_template": True},
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None)
+    def duplicate(self, request: Request, pk=None) -> Response:
+        from journeys.maps.services import journey_duplicate
+
+        journey = self.get_object()
+        incoming = JourneyDuplicateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        copy = service_call(
+            journey_duplicate,
+            journey=journey,
+            by=request.user,
+            owner_department=owner_department_for(request.user, data.get("owner_department")),
+            name=data["name"],
+            as_template=data["as_template"],
+        )
+        return self.detail_response(copy.pk, status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(**cell_patch_schema("journey", JourneyCellEditSerializer))
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        return cell_patch(request, self.get_object(), "journey")
+
+    @extend_schema(
+        summary="The journey's change log with its stages', newest first",
+        responses=RevisionSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], filterset_class=None)
+    def revisions(self, request: Request, pk=None) -> Response:
+        from journeys.maps.selectors import revision_history
+
+        return revision_page(self, revision_history(journey=self.get_object()))
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Comment threads on the journey, its stages and cells",
+        parameters=[
+            OpenApiParameter("stage", OpenApiTypes.INT, description="Only threads on this stage."),
+            COMMENT_FIELD_PARAMETER,
+        ],
+        responses=CommentThreadSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Comment on the journey, a stage or a cell (anyone who can see it)",
+        request=JourneyCommentCreateSerializer,
+        responses={
+            201: CommentSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+        },
+        examples=[
+            OpenApiExample(
+                "On a stage's pain points",
+                value={
+                    "body": "Customers ask this in store too.",
+                    "stage": 41,
+                    "field": "pain_points",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
+    def comments(self, request: Request, pk=None) -> Response:
+        from journeys.maps.discussion import comment_add, comment_threads
+
+        journey = self.get_object()
+        if request.method == "GET":
+            stage = self.stage_of(journey, request.query_params.get("stage"))
+            field = request.query_params.get("field")
+            threads = comment_threads(journey=journey, stage=stage, field=field)
+            return Response(comment_thread_data(threads))
+        incoming = JourneyCommentCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        comment = service_call(
+            comment_add,
+            by=request.user,
+            body=data["body"],
+            journey=journey,
+            stage=self.stage_of(journey, data["stage"]),
+            field=data["field"],
+            parent=comment_parent(data, journey=journey),
+        )
+        return comment_created(comment)
+
+    @staticmethod
+    def stage_of(journey: Journey, stage_id) -> Stage | None:
+        """A stage of this journey by id (None when not asked), else a 400 naming ``stage``."""
+        if stage_id in (None, ""):
+            return None
+        stage = None
+        if str(stage_id).isdigit():
+            stage = journey.stages.filter(pk=int(stage_id)).first()
+        if stage is None:
+            raise APIValidationError({"stage": [_("No such stage in this journey.")]})
+        return stage
+
+
+# Mounted by hand (``urlpatterns`` below): stages are listed inside their journey.
+class StageViewSet(SessionWritesMixin, GenericViewSet):
+    """One stage of a visible journey: read it (session or API token), or change one of its
+    cells (session)."""
+
+    queryset = Stage.objects.none()
+    serializer_class = StageDetailSerializer
+    permission_classes = [HasDepartmentMembership]
+    filterset_class = None
+
+    def get_object(self) -> Stage:
+        from journeys.maps.selectors import get_stage_for
+
+        return get_stage_for(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(summary="A stage with its cells and versions")
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        return Response(StageDetailSerializer(self.get_object()).data)
+
+    @extend_schema(**cell_patch_schema("stage", StageCellEditSerializer))
+    def partial_update(self, request: Request, *args, **kwargs) -> Response:
+        return cell_patch(request, self.get_object(), "stage")
+
+
+class RevisionViewSet(GenericViewSet):
+    """Restores from the change log (session only: the restore is itself a logged change)."""
+
+    queryset = Revision.objects.none()
+    serializer_class = RestoreSerializer
+    permission_classes = [HasDepartmentMembership]
+    authentication_classes = [SessionAuthentication]
+    filterset_class = None
+    pagination_class = None
+
+    def get_object(self) -> Revision:
+        """A revision of a persona or journey the user may see, else 404."""
+        user = self.request.user
+        visible = Q(persona__in=Persona.objects.visible_to(user).values("pk")) | Q(
+            journey__in=Journey.objects.visible_to(user).values("pk")
+        )
+        revision = (
+            Revision.objects.select_related("persona", "journey", "stage")
+            .filter(visible, pk=self.kwargs["pk"])
+            .first()
+        )
+        if revision is None:
+            raise Http404
+        return revision
+
+    @extend_schema(
+        summary="Restore a record (or one cell) to how it was right after this revision",
+        request=RestoreSerializer,
+        responses={
+            200: OpenApiResponse(
+                RevisionSerializer(many=True),
+                description="The restore revisions written, one per cell that changed.",
+            ),
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+            403: OpenApiResponse(description="You may see this record but not change it."),
+            404: OpenApiResponse(description="No revision with this id is visible to you."),
+        },
+        examples=[OpenApiExample("A whole stage", value={"scope": "record"}, request_only=True)],
+    )
+    def restore(self, request: Request, pk=None) -> Response:
+        from journeys.maps.selectors import can_edit
+        from journeys.maps.services import revision_restore
+
+        revision = self.get_object()
+        if not can_edit(request.user, revision.persona or revision.journey):
+            raise PermissionDenied(_("You may read this but not change it."))
+        incoming = RestoreSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        written = service_call(
+            revision_restore,
+            revision=revision,
+            by=request.user,
+            scope=incoming.validated_data["scope"],
+        )
+        return Response(RevisionSerializer(written, many=True).data)
 
 
 # --- campaigns ------------------------------------------------------------------------------
@@ -815,3 +1721,19 @@ def register(router: BaseRouter) -> None:
     router.register("campaigns", CampaignViewSet)
     router.register("deliveries", DeliveryViewSet, basename="delivery")
     router.register("staff-tasks", StaffTaskViewSet, basename="staff-task")
+
+
+# Stages are listed inside their journey and revisions inside their persona or journey, so
+# their own endpoints are mounted here rather than as router resources with a list.
+urlpatterns = [
+    path(
+        "stages/<int:pk>/",
+        StageViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
+        name="stage-detail",
+    ),
+    path(
+        "revisions/<int:pk>/restore/",
+        RevisionViewSet.as_view({"post": "restore"}),
+        name="revision-restore",
+    ),
+]

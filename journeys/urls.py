@@ -1,6 +1,15 @@
 """Circle ③ URLs, gathered from the topic modules of ``journeys.views``."""
 
-from journeys.views import calendar, campaigns, overview, settings, tasks
+from journeys.views import (
+    calendar,
+    campaigns,
+    discussion,
+    maps,
+    overview,
+    personas,
+    settings,
+    tasks,
+)
 
 app_name = "journeys"
 urlpatterns = [
@@ -9,4 +18,7 @@ urlpatterns = [
     *calendar.urlpatterns,
     *tasks.urlpatterns,
     *settings.urlpatterns,
+    *personas.urlpatterns,
+    *discussion.urlpatterns,
+    *maps.urlpatterns,
 ]

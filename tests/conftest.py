@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.cache import cache
 from django.utils import translation
 from rest_framework.test import APIClient
 
@@ -16,6 +17,12 @@ def default_language():
     """Each test starts in English: a request in Japanese leaves the thread in Japanese."""
     with translation.override("en"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: no figure computed by another test leaks in."""
+    cache.clear()
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from experience.models import (
 from journeys.models import (
     Campaign,
     CampaignStep,
+    Comment,
     Delivery,
     Journey,
     Persona,
@@ -336,3 +337,14 @@ class ProductChangeFactory(factory.django.DjangoModelFactory):
     new_value = 2500
     changed_at = factory.LazyFunction(timezone.now)
     source = "test"
+
+
+class CommentFactory(factory.django.DjangoModelFactory):
+    """A comment on a persona; pass ``persona=None, journey=`` (and ``stage=``) for a map's."""
+
+    class Meta:
+        model = Comment
+
+    persona = factory.SubFactory(PersonaFactory)
+    author = factory.SubFactory(UserFactory)
+    body = factory.Sequence(lambda n: f"Comment {n}")

@@ -30,6 +30,9 @@ from journeys.models import (
     Comment,
     ContactPolicy,
     Enrollment,
+    Notification,
+    Presence,
+    Revision,
     ScoringRule,
     StaffTask,
     Suppression,
@@ -116,6 +119,21 @@ MAKERS = {
     "journeys.journey": lambda: f.StageFactory().journey,
     "journeys.stage": lambda: f.StageFactory(),
     "journeys.comment": lambda: Comment.objects.create(journey=f.JourneyFactory(), body="Nice"),
+    "journeys.revision": lambda: Revision.objects.create(
+        persona=f.PersonaFactory(),
+        action=Revision.Action.EDIT,
+        field="goals",
+        before="",
+        after="Gifts",
+    ),
+    "journeys.notification": lambda: Notification.objects.create(
+        recipient=f.UserFactory(),
+        kind=Notification.Kind.MENTION,
+        comment=Comment.objects.create(persona=f.PersonaFactory(), body="@hanako see this"),
+    ),
+    "journeys.presence": lambda: Presence.objects.create(
+        room="journey-1", user=f.UserFactory(), seen_at=timezone.now()
+    ),
     "journeys.campaign": lambda: f.CampaignStepFactory().campaign,
     "journeys.campaignstep": lambda: f.CampaignStepFactory(),
     "journeys.delivery": lambda: f.DeliveryFactory(),

@@ -622,20 +622,110 @@ STAGES: list[dict] = [
 ]
 
 
-# (stage position, author's username, body): sales and CRM discussing the first and last stage.
-JOURNEY_COMMENTS: list[tuple[int, str, str]] = [
+# Discussion threads: where (``"journey"``, ``"stage:<position>"`` or ``"persona:<key>"``),
+# the cell (blank: the record as a whole), the comments in order as (author's username,
+# body; the first opens the thread, the others reply) and who resolved it, if anyone.
+# @mentions name demo logins, so each mentioned person finds a notification.
+THREADS: list[tuple[str, str, list[tuple[str, str]], str | None]] = [
     (
-        1,
-        "sales",
-        "店頭でも「記念日を登録しておけばよかった」という声が多いです。"
-        " Store staff often hear 'I wish I had saved the date'.",
+        "stage:1",
+        "",
+        [
+            (
+                "sales",
+                "店頭でも「記念日を登録しておけばよかった」という声が多いです。"
+                " Store staff often hear 'I wish I had saved the date'.",
+            ),
+            (
+                "crm",
+                "@sales ありがとうございます。レジで記念日登録を案内するPOPを作りましょうか？"
+                " Shall we put a 'save the date' card at the till?",
+            ),
+        ],
+        None,
     ),
     (
-        len(STAGES),
-        "crm",
-        "Next year's reminder could quote last year's bouquet. 前年の商品名を入れて検証します。",
+        f"stage:{len(STAGES)}",
+        "",
+        [
+            (
+                "crm",
+                "Next year's reminder could quote last year's bouquet."
+                " 前年の商品名を入れて検証します。",
+            ),
+            (
+                "sales",
+                "@crm 銀座本店の顧客で先行テストできます。 Ginza can pilot it with its regulars.",
+            ),
+        ],
+        None,
+    ),
+    (
+        "stage:2",
+        "pain_points",
+        [
+            (
+                "sales",
+                "@crm 「何日に届くか」の質問が電話の半分です。配達カレンダーを最優先にしませんか？"
+                " Half of our calls ask about the delivery date.",
+            ),
+        ],
+        None,
+    ),
+    (
+        "journey",
+        "",
+        [
+            (
+                "crm",
+                "@analytics 検討→購入の転換率を店舗とWebで比べてもらえますか？"
+                " @sales 店舗の見立ても教えてください。"
+                " Could you compare consideration→purchase conversion by channel?",
+            ),
+        ],
+        None,
+    ),
+    (
+        "persona:gift_giver",
+        "quotes",
+        [
+            (
+                "sales-viewer",
+                "@sales 渋谷店でも「去年と違うもの」を求める声をよく聞きます。"
+                " Shibuya hears the same.",
+            ),
+            ("sales", "@sales-viewer 引用に追加しました。 Added to the quotes, thanks!"),
+        ],
+        "sales",
     ),
 ]
+
+# Sales staff's later edits of what CRM drafted: (where as in THREADS, cell, author, new text).
+SALES_EDITS: list[tuple[str, str, str, str]] = [
+    (
+        "stage:2",
+        "pain_points",
+        "sales",
+        "サイズ感と配達日がわかりにくい。電話の半分は配達日の確認 / Size and delivery date"
+        " unclear; half of the calls ask when it arrives",
+    ),
+    (
+        "stage:3",
+        "opportunities",
+        "sales",
+        "手書き風カードとポイント還元。店頭では無料の手書きカード / Handwritten-style card,"
+        " points; free handwritten cards in stores",
+    ),
+    (
+        "persona:gift_giver",
+        "quotes",
+        "sales",
+        "「去年と違うものを提案してほしい」(銀座本店)\n「去年と違うもの」(渋谷店)",
+    ),
+]
+
+# The starting point offered to new journeys: a copy of the gift journey, marked a template.
+TEMPLATE_JOURNEY_NAME = "ギフトジャーニーのひな型 Gift journey template"
 
 
 class CampaignSpec(NamedTuple):

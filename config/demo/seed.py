@@ -37,14 +37,16 @@ from config.demo.data import (
     DEPARTMENTS,
     EVENT_TYPES,
     JOURNEY,
-    JOURNEY_COMMENTS,
     PERSONAS,
     PRODUCT_LINES,
+    SALES_EDITS,
     SEGMENTS,
     SIZE_PRICE_FACTOR,
     STAGES,
     STORES,
     SURVEY,
+    TEMPLATE_JOURNEY_NAME,
+    THREADS,
     TOUCHPOINTS,
     VISIT_OUTCOMES,
     CampaignSpec,
@@ -55,6 +57,7 @@ from config.org.services import audit_record, share_grant
 from config.org.tokens import api_token_create
 from customers.metrics import metrics_rebuild
 from customers.models import AttributeDefinition, Customer, CustomerMetrics, Segment
+from customers.segments import segment_refresh, segments_in_dependency_order
 from experience.commerce import carts_rebuild
 from experience.models import (
     Event,
@@ -71,11 +74,11 @@ from journeys.engine import bucket_of
 from journeys.models import (
     Campaign,
     CampaignRun,
-    Comment,
     Delivery,
     Enrollment,
     Journey,
     Persona,
+    Revision,
     StaffTask,
     Stage,
 )
@@ -311,6 +314,13 @@ def seed_demo(
         bar.update()
         default_situation_rules(Department.objects.get(slug="crm"))
         bar.update()
+    segments = segments_in_dependency_order(Segment.objects.all())
+    with _stage("Segment members", len(segments), progress) as bar:
+        # Personas show their segment's figures and campaigns target members: the demo opens
+        # with every segment computed rather than waiting for the worker's first refresh.
+        for segment in segments:
+            segment_refresh(segment=segment)
+            bar.update()
     return SeedResult(counts=writer.counts, seconds=time.monotonic() - started)
 
 
@@ -362,6 +372,8 @@ def _create_catalogue(rng: random.Random, bar: tqdm, now: dt.datetime) -> Catalo
         departments, users, segments, touchpoints, values
     )
     _share_records(departments, managers, segments, personas, journey, touchpoints)
+    _record_creation(personas, journey, users["crm"], now)
+    _create_discussion(personas, journey, departments)
     bar.update()
     event_types.update(_message_event_types())
     campaigns = _create_campaigns(departments, managers, users, segments, journey, now)
@@ -517,11 +529,93 @@ def _create_personas_and_journey(
         )
         stages[position].touchpoints.set([touchpoints[code] for code in spec["touchpoints"]])
         stages[position].experience_values.set([values[c] for c in spec["experience_values"]])
-    for position, author, body in JOURNEY_COMMENTS:
-        Comment.objects.create(
-            journey=journey, stage=stages[position], author=users[author], body=body
-        )
     return list(personas.values()), journey
+
+
+def _record_creation(
+    personas: list[Persona], journey: Journey, by: Model, now: dt.datetime
+) -> None:
+    """The history starts as if CRM had written the personas and the map a month ago."""
+    from journeys.maps.cells import record_snapshot
+
+    created = now - dt.timedelta(days=30)
+    Persona.objects.filter(pk__in=[p.pk for p in personas]).update(
+        created_by=by, created_at=created
+    )
+    Journey.objects.filter(pk=journey.pk).update(created_by=by, created_at=created)
+    stages = list(journey.stages.prefetch_related("touchpoints", "experience_values"))
+    rows = [
+        *[
+            Revision(persona=persona, action=Revision.Action.CREATE, after=record_snapshot(persona))
+            for persona in personas
+        ],
+        Revision(journey=journey, action=Revision.Action.CREATE, after=record_snapshot(journey)),
+        *[
+            Revision(
+                journey=journey,
+                stage=stage,
+                stage_name=stage.name,
+                action=Revision.Action.CREATE,
+                after={**record_snapshot(stage), "position": stage.position},
+            )
+            for stage in stages
+        ],
+    ]
+    for row in rows:
+        row.author, row.created_at = by, created
+    Revision.objects.bulk_create(rows)
+
+
+def _create_discussion(
+    personas: list[Persona], journey: Journey, departments: dict[str, Department]
+) -> None:
+    """Sales staff's later edits, the threads with their @mentions and notifications, and
+    the template journey. Runs after the sharing, which lets sales edit and comment."""
+    from journeys.maps.discussion import comment_add, comment_resolve
+    from journeys.maps.services import cell_save, journey_duplicate
+
+    users = {
+        user.username: user
+        for user in get_user_model().objects.filter(
+            username__in=[login.username for login in DEMO_LOGINS]
+        )
+    }
+    by_key = dict(zip(PERSONAS, personas, strict=True))
+    stages = {stage.position: stage for stage in journey.stages.all()}
+
+    def record(where: str):
+        kind, _sep, key = where.partition(":")
+        if kind == "persona":
+            return {"persona": by_key[key]}
+        if kind == "stage":
+            return {"stage": stages[int(key)]}
+        return {"journey": journey}
+
+    for where, field, author, value in SALES_EDITS:
+        target = next(iter(record(where).values()))
+        cell_save(
+            record=target,
+            field=field,
+            value=value,
+            base_version=target.versions.get(field, 0),
+            by=users[author],
+        )
+    for where, field, comments, resolved_by in THREADS:
+        first = None
+        for author, body in comments:
+            comment = comment_add(
+                by=users[author], body=body, field=field, parent=first, **record(where)
+            )
+            first = first or comment
+        if resolved_by:
+            comment_resolve(comment=first, by=users[resolved_by])
+    journey_duplicate(
+        journey=journey,
+        by=users["crm"],
+        owner_department=departments["crm"],
+        name=TEMPLATE_JOURNEY_NAME,
+        as_template=True,
+    )
 
 
 def _message_event_types() -> dict[str, int]:

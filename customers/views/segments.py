@@ -24,7 +24,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
@@ -459,6 +459,10 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "customers/segments/detail.html#members", context)
     shares = list(segment.shares.select_related("department").order_by("department__name"))
+    for share in shares:
+        share.unshare_url = reverse(
+            "customers:segment_unshare", args=[segment.pk, share.department_id]
+        )
     can_share = segment_can_share(segment=segment, user=user)
     shared_ids = {share.department_id for share in shares} | {segment.owner_department_id}
     referenced = dict(

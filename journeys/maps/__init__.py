@@ -1,1 +1,1 @@
-"""Personas and journey maps co-edited by marketing and sales: cells, revisions, presence, comments."""
+"""Personas and journey maps that marketing and sales co-edit: cells, history, presence, talk."""

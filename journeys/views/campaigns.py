@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 
-import plotly.graph_objects as go
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -31,6 +30,7 @@ from customers.models import Customer
 from customers.selectors import can_view_pii, customer_list, mask_text
 from journeys import presets, selectors, services
 from journeys.channels import direct_mail_csv
+from journeys.charts import funnel_figure
 from journeys.content import preview_message, send_test
 from journeys.forms import (
     CampaignFilterForm,
@@ -51,7 +51,6 @@ from journeys.services import (
 )
 
 PAGE_SIZE = 50
-FUNNEL_COLOUR = "#1f5b8a"
 ACTION_LABELS = {
     "request_approval": _("Request approval"),
     "approve": _("Approve"),
@@ -325,38 +324,6 @@ def step_delete(request, pk: int, position: int):
 
 
 # --- detail and results ---------------------------------------------------------------------
-
-
-def funnel_figure(stages: Sequence[tuple[str, int]]) -> go.Figure:
-    """The funnel as horizontal bars, widest at the top (the bundled plotly.js has no funnel
-    trace); each bar's label shows its share of the first stage."""
-    labels = [label for label, _count in stages]
-    values = [count for _label, count in stages]
-    first = values[0] if values else 0
-    text = [
-        f"{value:,} ({value * 100 / first:.1f}%)" if first else f"{value:,}" for value in values
-    ]
-    figure = go.Figure(
-        go.Bar(
-            x=values,
-            y=labels,
-            orientation="h",
-            text=text,
-            textposition="auto",
-            marker_color=FUNNEL_COLOUR,
-            hovertemplate="%{y}: %{x:,}<extra></extra>",
-        )
-    )
-    figure.update_layout(
-        margin={"l": 96, "r": 24, "t": 16, "b": 32},
-        height=280,
-        yaxis={"autorange": "reversed", "type": "category"},
-        xaxis={"rangemode": "tozero", "tickformat": ",d"},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"family": "system-ui, sans-serif", "color": "#373c44"},
-    )
-    return figure
 
 
 FUNNEL_LABELS = {

@@ -41,3 +41,116 @@
     }
   });
 })();
+
+// === Personas & people: the header's unread badge, loaded after the page so pages keep their
+// query counts; a refused comment (422) still swaps its panel, which names the error. ===
+(function () {
+  "use strict";
+  document.addEventListener("DOMContentLoaded", function () {
+    var link = document.querySelector("[data-badge-url]");
+    if (link && window.htmx) {
+      window.htmx.ajax("GET", link.dataset.badgeUrl, {
+        target: "#notifications-badge",
+        swap: "outerHTML",
+      });
+    }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (event.detail.xhr.status === 422 && target && target.classList.contains("comments-panel")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+})();
+// === end personas & people ===
+
+// === Journey maps (journeys/views/maps.py): in-place cell editors and live presence. ===
+(function () {
+  "use strict";
+
+  // Tell the live poll which cell this tab is editing (blank: none), so others see it.
+  function syncEditing() {
+    var input = document.getElementById("live-editing");
+    if (!input) {
+      return;
+    }
+    var editor = document.querySelector("form.map-cell-editor");
+    input.value = editor ? editor.dataset.cell : "";
+  }
+
+  // Mark the cells other people are editing, from the presence bar's visitors.
+  function markEditing() {
+    var bar = document.getElementById("presence-bar");
+    if (!bar) {
+      return;
+    }
+    var editing = {};
+    bar.querySelectorAll(".presence[data-cell]").forEach(function (visitor) {
+      var cell = visitor.dataset.cell;
+      if (cell) {
+        (editing[cell] = editing[cell] || []).push(visitor.dataset.name);
+      }
+    });
+    document.querySelectorAll(".map-cell[data-editing-by]").forEach(function (cell) {
+      if (!editing[cell.dataset.cell]) {
+        cell.removeAttribute("data-editing-by");
+        cell.classList.remove("is-being-edited");
+      }
+    });
+    Object.keys(editing).forEach(function (key) {
+      var cell = document.getElementById("cell-" + key);
+      if (cell) {
+        cell.dataset.editingBy = editing[key].join(", ");
+        cell.classList.add("is-being-edited");
+      }
+    });
+  }
+
+  // Charts swapped in by the live poll are drawn like the ones of the first page load.
+  function drawMapCharts() {
+    if (typeof window.Plotly === "undefined") {
+      return;
+    }
+    document.querySelectorAll(".map-chart-box script[data-chart-for]").forEach(function (source) {
+      var target = document.getElementById(source.dataset.chartFor);
+      if (target && !target.dataset.drawn) {
+        var figure = JSON.parse(source.textContent);
+        target.dataset.drawn = "true";
+        window.Plotly.newPlot(target, figure.data, figure.layout, { responsive: true, displaylogo: false });
+      }
+    });
+  }
+
+  function refresh() {
+    syncEditing();
+    markEditing();
+  }
+
+  document.addEventListener("DOMContentLoaded", refresh);
+  document.addEventListener("htmx:afterSettle", function () {
+    refresh();
+    drawMapCharts();
+  });
+
+  // Escape in an open editor cancels it.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") {
+      return;
+    }
+    var editor = event.target.closest && event.target.closest("form.map-cell-editor");
+    var cancel = editor && editor.querySelector("[data-cell-cancel]");
+    if (cancel) {
+      event.preventDefault();
+      cancel.click();
+    }
+  });
+
+  // The print button of the printable journey page.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-print]")) {
+      window.print();
+    }
+  });
+})();
+// === end journey maps ===

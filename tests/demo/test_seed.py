@@ -14,7 +14,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.test import override_settings
 from django.utils import timezone
 
-from config.demo.data import DEPARTMENTS
+from config.demo.data import DEPARTMENTS, JOURNEY, PERSONAS, SALES_EDITS, STAGES
 from config.demo.seed import (
     DEMO_API_TOKEN,
     DEMO_LOGINS,
@@ -28,7 +28,13 @@ from config.demo.seed import (
 )
 from config.org.models import AuditLog, Department, Membership, User
 from config.org.tokens import api_token_authenticate, api_token_revoke
-from customers.models import Customer, CustomerMetrics, Identity, LifecycleStage
+from customers.models import (
+    Customer,
+    CustomerMetrics,
+    Identity,
+    LifecycleStage,
+    SegmentMembership,
+)
 from customers.selectors import can_view_pii
 from experience.commerce import abandoned_carts
 from experience.models import (
@@ -41,7 +47,19 @@ from experience.models import (
     Touchpoint,
 )
 from journeys.engine import bucket_of
-from journeys.models import Campaign, Delivery, Enrollment, Persona, StaffTask, Variant
+from journeys.maps.discussion import notifications_for, notifications_unread_count
+from journeys.maps.selectors import persona_figures
+from journeys.models import (
+    Campaign,
+    Comment,
+    Delivery,
+    Enrollment,
+    Journey,
+    Persona,
+    Revision,
+    StaffTask,
+    Variant,
+)
 from journeys.selectors import campaign_results, staff_tasks_for
 
 pytestmark = pytest.mark.django_db
@@ -394,3 +412,79 @@ def test_analytics_sees_every_campaign():
     analytics = User.objects.get(username="analytics")
 
     assert Campaign.objects.visible_to(analytics).count() == Campaign.objects.count()
+
+
+# --- personas and journeys co-edited ----------------------------------------------------------
+
+
+def test_sales_co_edits_the_gift_journey_and_analytics_only_reads_it():
+    journey = Journey.objects.get(name=JOURNEY["name"])
+
+    assert (
+        Journey.objects.editable_by(User.objects.get(username="sales"))
+        .filter(pk=journey.pk)
+        .exists()
+    )
+    analytics = User.objects.get(username="analytics")
+    assert Journey.objects.visible_to(analytics).filter(pk=journey.pk).exists()
+    assert not Journey.objects.editable_by(analytics).filter(pk=journey.pk).exists()
+
+
+def test_every_seeded_persona_journey_and_stage_has_its_creation_in_the_history():
+    journey = Journey.objects.get(name=JOURNEY["name"])
+    created = Revision.objects.filter(action=Revision.Action.CREATE)
+
+    assert set(created.values_list("persona__name", flat=True)) >= {
+        spec["name"] for spec in PERSONAS.values()
+    }
+    assert created.filter(journey=journey, stage__isnull=True).count() == 1
+    assert set(created.filter(stage__isnull=False).values_list("stage_id", flat=True)) == set(
+        journey.stages.values_list("pk", flat=True)
+    )
+    assert set(created.values_list("author__username", flat=True)) == {"crm"}
+
+
+def test_sales_staff_edited_cells_after_crm_and_the_versions_count_it():
+    edits = Revision.objects.filter(action=Revision.Action.EDIT, author__username="sales")
+
+    assert edits.count() == len(SALES_EDITS)
+    for revision in edits.select_related("stage", "persona"):
+        record = revision.stage or revision.persona
+        assert record.versions[revision.field] == revision.version == 1
+        assert getattr(record, revision.field) == revision.after != revision.before
+
+
+def test_threads_mention_demo_users_who_find_them_in_their_notifications():
+    mentioning = Comment.objects.filter(mentions__isnull=False).distinct()
+
+    assert mentioning.count() >= 5
+    assert Comment.objects.filter(parent__isnull=False).exists()
+    assert Comment.objects.filter(resolved_at__isnull=False).exists()
+    for comment in mentioning.prefetch_related("mentions"):
+        for user in comment.mentions.all():
+            assert notifications_for(user).filter(comment=comment, kind="mention").exists(), (
+                user.username,
+                comment.body,
+            )
+    assert notifications_unread_count(User.objects.get(username="sales")) >= 2
+    assert notifications_unread_count(User.objects.get(username="analytics")) >= 1
+
+
+def test_one_template_journey_copies_the_gift_journey():
+    template = Journey.objects.get(is_template=True)
+    journey = Journey.objects.get(name=JOURNEY["name"])
+
+    assert template.duplicated_from == journey
+    assert list(template.stages.values_list("name", flat=True)) == [s["name"] for s in STAGES]
+
+
+def test_personas_open_with_their_segments_figures_computed():
+    personas = list(Persona.objects.exclude(segment=None))
+
+    assert personas
+    for persona in personas:
+        members = SegmentMembership.objects.filter(segment=persona.segment).count()
+        figures = persona_figures(persona)
+        assert members > 0
+        assert figures.size == members
+        assert persona.segment.member_count == members
