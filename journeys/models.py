@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from config.org.models import DepartmentOwned
 from customers.models import Customer, Segment
@@ -206,12 +207,12 @@ class Revision(models.Model):
     """
 
     class Action(models.TextChoices):
-        CREATE = "create", _("created")
-        EDIT = "edit", _("edited")
-        RESTORE = "restore", _("restored")
-        MOVE = "move", _("moved")
-        DELETE = "delete", _("deleted")
-        DUPLICATE = "duplicate", _("duplicated")
+        CREATE = "create", pgettext_lazy("revision action", "created")
+        EDIT = "edit", pgettext_lazy("revision action", "edited")
+        RESTORE = "restore", pgettext_lazy("revision action", "restored")
+        MOVE = "move", pgettext_lazy("revision action", "moved")
+        DELETE = "delete", pgettext_lazy("revision action", "deleted")
+        DUPLICATE = "duplicate", pgettext_lazy("revision action", "duplicated")
 
     persona = models.ForeignKey(
         Persona, null=True, blank=True, on_delete=models.CASCADE, related_name="revisions"

@@ -560,6 +560,7 @@ JOURNEY = {
 # Stage fields in order, plus the codes of its touchpoints and experience values.
 STAGES: list[dict] = [
     {
+        "kind": "awareness",
         "name": "認知 Awareness",
         "customer_goal": "記念日を忘れずに思い出す / Remember the date in time",
         "actions": "Instagram広告やLINEのリマインドを見る / Sees ads and a LINE reminder",
@@ -572,6 +573,7 @@ STAGES: list[dict] = [
         "experience_values": ("empathy",),
     },
     {
+        "kind": "consideration",
         "name": "検討 Consideration",
         "customer_goal": "相手に合う花と予算を決める / Pick flowers and a budget",
         "actions": "ギフトガイドを見てサイズを比べる / Browses the gift guide",
@@ -584,6 +586,7 @@ STAGES: list[dict] = [
         "experience_values": ("convenience", "reassurance"),
     },
     {
+        "kind": "purchase",
         "name": "購入 Purchase",
         "customer_goal": "メッセージを添えて確実に注文 / Order with a message card",
         "actions": "配達日とカードを指定して決済 / Chooses date and card, pays",
@@ -596,6 +599,7 @@ STAGES: list[dict] = [
         "experience_values": ("deal", "convenience"),
     },
     {
+        "kind": "use",
         "name": "利用 Use",
         "customer_goal": "相手に喜んでもらう / Make the recipient happy",
         "actions": "配達通知を受け取り、写真を送ってもらう / Gets delivery notice, photo",
@@ -608,6 +612,7 @@ STAGES: list[dict] = [
         "experience_values": ("reassurance", "fun"),
     },
     {
+        "kind": "loyalty",
         "name": "継続 Loyalty",
         "customer_goal": "来年も同じお店で贈る / Give again next year",
         "actions": "会員ランクとお手入れ情報を受け取る / Receives rank and care tips",

@@ -44,7 +44,7 @@ def _specs(*specs: CellSpec) -> dict[str, CellSpec]:
 
 CELLS: dict[str, dict[str, CellSpec]] = {
     "persona": _specs(
-        CellSpec("name", _("Name"), "line", required=True, max_length=200),
+        CellSpec("name", _("Persona name"), "line", required=True, max_length=200),
         CellSpec("initials", _("Initials"), "line", max_length=4),
         CellSpec("color", _("Colour"), "color"),
         CellSpec("profile", _("Profile"), "text"),
@@ -58,7 +58,7 @@ CELLS: dict[str, dict[str, CellSpec]] = {
         CellSpec("experience_values", _("Experience values that matter"), "values"),
     ),
     "journey": _specs(
-        CellSpec("name", _("Name"), "line", required=True, max_length=200),
+        CellSpec("name", _("Journey name"), "line", required=True, max_length=200),
         CellSpec("description", _("Description"), "text"),
         CellSpec("persona", _("Persona"), "persona", required=True),
         CellSpec("is_template", _("Template"), "bool"),
@@ -73,7 +73,7 @@ CELLS: dict[str, dict[str, CellSpec]] = {
         CellSpec("pain_points", _("Pain points"), "text"),
         CellSpec("opportunities", _("Opportunities"), "text"),
         CellSpec("kpi", _("KPI"), "line", max_length=200),
-        CellSpec("owner", _("Owner"), "user"),
+        CellSpec("owner", _("Person in charge"), "user"),
         CellSpec("touchpoints", _("Touchpoints"), "touchpoints"),
         CellSpec("experience_values", _("Experience values"), "values"),
     ),

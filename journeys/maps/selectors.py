@@ -399,7 +399,7 @@ def activity_feed(user, *, limit: int = 30) -> list[dict]:
     """The latest changes and comments on personas and journeys the user can see, newest
     first: two queries, merged. Each item: ``type`` ("revision" | "comment"), ``at``,
     ``actor``, ``persona``, ``journey``, ``stage_name``, ``field``, ``action`` (label),
-    ``text`` (the comment) and ``object`` (the row)."""
+    ``text`` (the comment), ``field_label`` and ``object`` (the row)."""
     if not (user and user.is_authenticated):
         return []
     scope = Q(persona__in=Persona.objects.visible_to(user).values("pk")) | Q(
@@ -445,7 +445,20 @@ def activity_feed(user, *, limit: int = 30) -> list[dict]:
         for comment in comments
     ]
     items.sort(key=lambda item: (item["at"], item["object"].pk), reverse=True)
+    for item in items:
+        item["field_label"] = _field_label(item)
     return items[:limit]
+
+
+def _field_label(item: dict) -> str:
+    """The cell's label in the reader's language ("" for whole-record changes)."""
+    from journeys.maps.cells import CELLS
+
+    if not item["field"]:
+        return ""
+    kind = "stage" if item["stage_name"] else ("journey" if item["journey"] else "persona")
+    spec = CELLS[kind].get(item["field"])
+    return str(spec.label) if spec else item["field"]
 
 
 # --- Export grid ----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import pytest
 from django.urls import reverse
 
 from config.org.services import share_grant
+from journeys.maps.discussion import comment_add
+from journeys.maps.services import cell_save
 from journeys.models import Campaign
 from tests.factories import CampaignFactory, JourneyFactory, PersonaFactory
 
@@ -61,6 +63,41 @@ def test_page_query_count_is_fixed(client, crm, crm_editor, django_assert_num_qu
     client.force_login(crm_editor)
     client.get(URL)
 
-    # session, user, roles, personas, journeys, campaigns, memberships for the header
-    with django_assert_num_queries(7):
+    # session, user, roles, personas, journeys, activity (revisions, comments), campaigns,
+    # memberships for the header
+    with django_assert_num_queries(9):
         client.get(URL)
+
+
+def test_activity_shows_changes_and_comments_on_visible_maps_only(
+    client, crm, sales, crm_editor, sales_editor
+):
+    ours = JourneyFactory(persona=PersonaFactory(owner_department=crm), name="Gift path")
+    theirs = JourneyFactory(persona=PersonaFactory(owner_department=sales), name="Sales secret")
+    cell_save(
+        record=ours, field="description", value="For gift givers", base_version=0, by=crm_editor
+    )
+    cell_save(record=theirs, field="description", value="Hidden", base_version=0, by=sales_editor)
+    comment_add(by=crm_editor, journey=ours, body="Looks right to me")
+    client.force_login(crm_editor)
+
+    html = client.get(URL).content.decode()
+
+    assert "Looks right to me" in html
+    link = reverse("journeys:journey_detail", args=[ours.pk])
+    assert html.count(f'href="{link}"') >= 2
+    assert "Description" in html
+    assert "Sales secret" not in html
+
+
+def test_editors_may_start_personas_and_journeys_and_viewers_may_not(
+    client, crm_editor, crm_viewer
+):
+    client.force_login(crm_editor)
+    editor_html = client.get(URL).content.decode()
+    client.force_login(crm_viewer)
+    viewer_html = client.get(URL).content.decode()
+
+    for name in ("journeys:persona_new", "journeys:journey_new"):
+        assert reverse(name) in editor_html
+        assert reverse(name) not in viewer_html
