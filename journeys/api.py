@@ -69,6 +69,17 @@ from config.org.services import audit_record
 from customers.identity import mask_identifier
 from customers.selectors import can_view_pii, mask_text
 from journeys.filters import CampaignFilter, JourneyFilter, PersonaFilter
+from journeys.maps.cells import CELLS, cell_clean, cell_value
+from journeys.maps.discussion import comment_add, comment_threads
+from journeys.maps.selectors import can_edit, get_stage_for, persona_figures, revision_history
+from journeys.maps.services import (
+    CellConflict,
+    cell_save,
+    journey_create,
+    journey_duplicate,
+    persona_create,
+    revision_restore,
+)
 from journeys.models import (
     Campaign,
     CampaignStep,
@@ -199,18 +210,7 @@ class PersonaDetailSerializer(DepartmentOwnedDetailSerializer):
         model = Persona
         fields = [
             "id",
-            "name",
-            "initials",
-            "color",
-            "profile",
-            "goals",
-            "pains",
-            "situations",
-            "values",
-            "preferred_channels",
-            "quotes",
-            "segment",
-            "experience_values",
+            *CELLS["persona"],
             "versions",
             "figures",
             "owner_department",
@@ -223,7 +223,6 @@ class PersonaDetailSerializer(DepartmentOwnedDetailSerializer):
     @extend_schema_field(PersonaFiguresSerializer(allow_null=True))
     def get_figures(self, persona) -> dict | None:
         """Null when the persona has no segment."""
-        from journeys.maps.selectors import persona_figures
 
         if persona.segment_id is None:
             return None
@@ -245,23 +244,7 @@ class StageSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Stage
-        fields = [
-            "id",
-            "position",
-            "kind",
-            "name",
-            "customer_goal",
-            "actions",
-            "thoughts",
-            "emotion",
-            "pain_points",
-            "opportunities",
-            "kpi",
-            "owner",
-            "touchpoints",
-            "experience_values",
-            "versions",
-        ]
+        fields = ["id", "position", *CELLS["stage"], "versions"]
 
 
 class StageDetailSerializer(StageSerializer):
@@ -387,7 +370,6 @@ class WholeSerializer(serializers.Serializer):
 
 @functools.cache
 def _cell_name_field_class(kind: str) -> type[serializers.ChoiceField]:
-    from journeys.maps.cells import CELLS
 
     field_class = type(f"{kind.title()}CellNameField", (serializers.ChoiceField,), {})
     schema = {"type": "string", "enum": list(CELLS[kind])}
@@ -396,7 +378,6 @@ def _cell_name_field_class(kind: str) -> type[serializers.ChoiceField]:
 
 def cell_edit_serializer(kind: str) -> type[serializers.Serializer]:
     """The body of ``PATCH /<kind>s/{id}/``: one cell, its new value, the version it edits."""
-    from journeys.maps.cells import CELLS
 
     fields = {
         "field": _cell_name_field_class(kind)(
@@ -476,9 +457,6 @@ def cell_patch(request: Request, record, kind: str) -> Response:
     The client sends the version it edited; another cell saved meanwhile never conflicts,
     the same cell does, and then nothing is written and both values come back.
     """
-    from journeys.maps.cells import cell_clean, cell_value
-    from journeys.maps.selectors import can_edit
-    from journeys.maps.services import CellConflict, cell_save
 
     user = request.user
     if not can_edit(user, record):
@@ -751,7 +729,6 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         ],
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-        from journeys.maps.services import persona_create
 
         incoming = PersonaCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -773,7 +750,6 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def revisions(self, request: Request, pk=None) -> Response:
-        from journeys.maps.selectors import revision_history
 
         return revision_page(self, revision_history(persona=self.get_object()))
 
@@ -801,7 +777,6 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def comments(self, request: Request, pk=None) -> Response:
-        from journeys.maps.discussion import comment_add, comment_threads
 
         persona = self.get_object()
         if request.method == "GET":
@@ -872,7 +847,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         ],
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-        from journeys.maps.services import journey_create
 
         incoming = JourneyCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -922,7 +896,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def duplicate(self, request: Request, pk=None) -> Response:
-        from journeys.maps.services import journey_duplicate
 
         journey = self.get_object()
         incoming = JourneyDuplicateSerializer(data=request.data)
@@ -948,7 +921,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def revisions(self, request: Request, pk=None) -> Response:
-        from journeys.maps.selectors import revision_history
 
         return revision_page(self, revision_history(journey=self.get_object()))
 
@@ -983,7 +955,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def comments(self, request: Request, pk=None) -> Response:
-        from journeys.maps.discussion import comment_add, comment_threads
 
         journey = self.get_object()
         if request.method == "GET":
@@ -1029,7 +1000,6 @@ class StageViewSet(SessionWritesMixin, GenericViewSet):
     filterset_class = None
 
     def get_object(self) -> Stage:
-        from journeys.maps.selectors import get_stage_for
 
         return get_stage_for(self.request.user, self.kwargs["pk"])
 
@@ -1082,8 +1052,6 @@ class RevisionViewSet(GenericViewSet):
         examples=[OpenApiExample("A whole stage", value={"scope": "record"}, request_only=True)],
     )
     def restore(self, request: Request, pk=None) -> Response:
-        from journeys.maps.selectors import can_edit
-        from journeys.maps.services import revision_restore
 
         revision = self.get_object()
         if not can_edit(request.user, revision.persona or revision.journey):

@@ -39,17 +39,11 @@ STANDARD_STAGES = (
     Stage.Kind.USE,
     Stage.Kind.LOYALTY,
 )
-STAGE_COPY_FIELDS = (
-    "kind",
-    "name",
-    "customer_goal",
-    "actions",
-    "thoughts",
-    "emotion",
-    "pain_points",
-    "opportunities",
-    "kpi",
-    "owner_id",
+# Columns a stage copy takes over (its relations to many are copied apart).
+STAGE_COPY_FIELDS = tuple(
+    f"{field}_id" if spec.kind in FK_KINDS else field
+    for field, spec in CELLS["stage"].items()
+    if spec.kind not in M2M_KINDS
 )
 # Stage positions are renumbered through this offset: the unique (journey, position)
 # constraint is checked row by row on PostgreSQL, so a plain "+1" would collide.

@@ -37,6 +37,7 @@ from customers.models import Segment
 from experience.models import ExperienceValue, Touchpoint
 from journeys.channels import csv_safe
 from journeys.charts import emotion_curve_figure
+from journeys.forms import add_service_errors
 from journeys.maps import cells as map_cells
 from journeys.maps import discussion, presence
 from journeys.maps import selectors as map_selectors
@@ -549,14 +550,6 @@ class JourneyDuplicateForm(forms.Form):
         )
 
 
-def _add_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, exc.messages)
-
-
 @require_http_methods(["GET", "POST"])
 def journey_new(request):
     """A new journey for a persona: the five standard stages, or a template's stages."""
@@ -582,7 +575,7 @@ def journey_new(request):
                     template=data["template"],
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, gettext("Journey created."))
                 return redirect("journeys:journey_detail", pk=journey.pk)
@@ -620,7 +613,7 @@ def journey_duplicate(request, pk: int):
                     as_template=data["as_template"],
                 )
             except ValidationError as exc:
-                _add_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 messages.success(request, gettext("Journey duplicated."))
                 return redirect("journeys:journey_detail", pk=copy.pk)
