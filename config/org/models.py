@@ -165,6 +165,10 @@ class DepartmentOwnedQuerySet(models.QuerySet):
         ]
         return self._owned_or_shared(ids, edit_only=True)
 
+    def visible_to_department(self, department_id: int) -> DepartmentOwnedQuerySet:
+        """Records a department owns or that were shared with it (to view or to edit)."""
+        return self._owned_or_shared([department_id], edit_only=False)
+
     def _owned_or_shared(self, department_ids: list[int], *, edit_only: bool):
         shares = Share.objects.filter(
             content_type=ContentType.objects.get_for_model(self.model),

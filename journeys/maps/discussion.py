@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Value
 from django.db.models.functions import Coalesce, Lower
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -377,3 +378,19 @@ def notifications_mark_read(*, user, ids: list[int] | None = None) -> int:
     if not ids:
         return 0
     return rows.filter(pk__in=ids).update(read_at=Coalesce(F("read_at"), Value(now)))
+
+
+def comment_path(comment: Comment) -> str:
+    """Where a comment is read: its record's page, at its cell when it is about one."""
+    if comment.stage_id:
+        kind, pk = "stage", comment.stage_id
+        url = reverse("journeys:journey_detail", args=[comment.journey_id])
+    elif comment.journey_id:
+        kind, pk = "journey", comment.journey_id
+        url = reverse("journeys:journey_detail", args=[comment.journey_id])
+    else:
+        kind, pk = "persona", comment.persona_id
+        url = reverse("journeys:persona_detail", args=[comment.persona_id])
+    if comment.field:
+        return f"{url}#cell-{kind}-{pk}-{comment.field}"
+    return f"{url}#comments-{kind}-{pk}"

@@ -374,6 +374,21 @@ def journey_duplicate(
     _require_department_editor(by, owner_department)
     if not Journey.objects.visible_to(by).filter(pk=journey.pk).exists():
         raise PermissionDenied
+    persona = Persona.objects.visible_to_department(owner_department.pk).filter(
+        pk=journey.persona_id
+    )
+    if not persona.exists():
+        raise ValidationError(
+            {
+                "owner_department": [
+                    gettext(
+                        "The persona “%(persona)s” is not shared with %(department)s: share "
+                        "it first, so that the copy's team can see who the map is about."
+                    )
+                    % {"persona": journey.persona, "department": owner_department}
+                ]
+            }
+        )
     copy = Journey(
         owner_department=owner_department,
         persona_id=journey.persona_id,

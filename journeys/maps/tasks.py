@@ -1,36 +1,20 @@
 """django-q2 tasks of personas and journey maps: thin wrappers, ids in, re-fetched here.
 
 ``mention_emails_send`` is queued by ``journeys.maps.discussion.comment_add`` once the
-comment is committed. q2 delivers at least once, so a rare retry after a mail-server
-failure may send a mention twice; a deleted comment sends nothing.
+comment is committed. q2 delivers at least once, so each notification is claimed
+(``emailed_at``) before its mail goes out and released if sending fails: a task that runs
+twice sends each mention once, and a failed one is retried. A deleted comment sends nothing.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-
-def comment_link(comment) -> str:
-    """The comment's place on its record's page, absolute with ``SITE_URL`` (e-mails are read
-    outside any request), else the path."""
-    if comment.persona_id:
-        path = reverse("journeys:persona_detail", args=[comment.persona_id])
-    else:
-        path = reverse("journeys:journey_detail", args=[comment.journey_id])
-    if comment.field:
-        kind, pk = (
-            ("stage", comment.stage_id)
-            if comment.stage_id
-            else ("journey", comment.journey_id)
-            if comment.journey_id
-            else ("persona", comment.persona_id)
-        )
-        path += f"#cell-{kind}-{pk}-{comment.field}"
-    return f"{settings.SITE_URL}{path}" if settings.SITE_URL else path
+from journeys.maps.discussion import comment_path
+from journeys.models import Notification
 
 
 def _message(notification, link: str) -> EmailMessage:
@@ -56,14 +40,13 @@ def _message(notification, link: str) -> EmailMessage:
 def mention_emails_send(comment_id: int, recipient_ids: list[int]) -> int:
     """E-mail each mentioned person their MENTION notification of the comment, each in their
     own language if the user model has one, else the site's. Returns how many were sent."""
-    from journeys.models import Notification
-
     rows = list(
         Notification.objects.filter(
             comment_id=comment_id,
             kind=Notification.Kind.MENTION,
             recipient_id__in=recipient_ids,
             recipient__is_active=True,
+            emailed_at__isnull=True,
         )
         .exclude(recipient__email="")
         .select_related(
@@ -76,13 +59,28 @@ def mention_emails_send(comment_id: int, recipient_ids: list[int]) -> int:
         )
         .order_by("recipient_id")
     )
-    if not rows:
+    claimed = [row for row in rows if _claim(row)]
+    if not claimed:
         return 0
-    link = comment_link(rows[0].comment)
+    path = comment_path(claimed[0].comment)
+    link = f"{settings.SITE_URL}{path}" if settings.SITE_URL else path
     messages = []
-    for notification in rows:
+    for notification in claimed:
         language = getattr(notification.recipient, "language", "") or settings.LANGUAGE_CODE
         with translation.override(language):
             messages.append(_message(notification, link))
-    with get_connection() as connection:
-        return connection.send_messages(messages) or 0
+    try:
+        with get_connection() as connection:
+            return connection.send_messages(messages) or 0
+    except Exception:
+        Notification.objects.filter(pk__in=[row.pk for row in claimed]).update(emailed_at=None)
+        raise
+
+
+def _claim(notification) -> bool:
+    """Mark one notification as e-mailed unless another run already did; True if ours."""
+    return bool(
+        Notification.objects.filter(pk=notification.pk, emailed_at__isnull=True).update(
+            emailed_at=timezone.now()
+        )
+    )

@@ -29,6 +29,7 @@ from journeys.maps.cells import CELLS
 from journeys.maps.discussion import (
     MENTION,
     comment_add,
+    comment_path,
     comment_resolve,
     comment_threads,
     notifications_for,
@@ -60,22 +61,6 @@ def record_url(record, field: str = "") -> str:
     if field:
         url += f"#cell-{kind}-{record.pk}-{field}"
     return url
-
-
-def comment_url(comment: Comment) -> str:
-    """Where a comment is read: its record's page, at its cell when it is about one."""
-    if comment.stage_id:
-        kind, pk = "stage", comment.stage_id
-        url = reverse("journeys:journey_detail", args=[comment.journey_id])
-    elif comment.journey_id:
-        kind, pk = "journey", comment.journey_id
-        url = reverse("journeys:journey_detail", args=[comment.journey_id])
-    else:
-        kind, pk = "persona", comment.persona_id
-        url = reverse("journeys:persona_detail", args=[comment.persona_id])
-    if comment.field:
-        return f"{url}#cell-{kind}-{pk}-{comment.field}"
-    return f"{url}#comments-{kind}-{pk}"
 
 
 def highlight_mentions(body: str) -> SafeString:
@@ -225,7 +210,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     user = request.user
     page_obj = Paginator(notifications_for(user), PAGE_SIZE).get_page(request.GET.get("page"))
     for notification in page_obj:
-        notification.url = comment_url(notification.comment)
+        notification.url = comment_path(notification.comment)
         notification.excerpt = highlight_mentions(notification.comment.body)
     return render(
         request,

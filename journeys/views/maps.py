@@ -389,20 +389,30 @@ def live(request, kind: str, pk: int):
     changed, notices, layout, emotion = _changed_cells(
         record, revisions, editing=editing, user=user
     )
-    if layout:
+    grid = {}
+    if layout and kind == "journey" and not editing:
+        # Stages were added, moved or deleted: redraw the whole grid for this reader.
+        editable = map_selectors.can_edit(user, record)
+        stages = map_selectors.journey_stages(record, user=user)
+        grid = _grid_context(
+            stages, can_edit=editable, comment_counts=discussion.comment_counts(record)
+        )
+    elif layout:
         notices.append(
             gettext("Stages were added, moved or deleted: reload the page to see the new layout.")
         )
     context = {
+        **grid,
+        "redraw_grid": bool(grid),
         "room_kind": kind,
         "record": record,
         "since": max([since, *(revision.pk for revision in revisions)]),
         "visitors": presence.presence_list(room),
         "changed": changed,
         "notices": notices,
-        "layout_changed": layout,
+        "layout_changed": layout and not grid,
         # The curve comes with the overlay, which is too slow for a poll: ask for it apart.
-        "refresh_overlay": emotion and kind == "journey",
+        "refresh_overlay": (emotion or bool(grid)) and kind == "journey",
         "default_days": DEFAULT_PERIOD,
     }
     return render(request, "journeys/maps/_live_poll.html", context)
@@ -434,6 +444,29 @@ def _chart_json(stages, overlay) -> str:
 
 def _lane_fields() -> list[str]:
     return [field for field in map_cells.CELLS["stage"] if field not in HEADER_FIELDS]
+
+
+def _grid_context(stages: list[Stage], *, can_edit: bool, comment_counts: dict) -> dict:
+    """The stages × lanes grid (the page's ``grid`` partial), for the page and the poll."""
+
+    def context_for(record, field):
+        return cell_context(record, field, can_edit=can_edit, comment_counts=comment_counts)
+
+    return {
+        "stages": stages,
+        "can_edit": can_edit,
+        "stage_headers": [
+            {"stage": stage, "cells": [context_for(stage, field) for field in HEADER_FIELDS]}
+            for stage in stages
+        ],
+        "rows": [
+            {
+                "spec": map_cells.CELLS["stage"][field],
+                "cells": [context_for(stage, field) for stage in stages],
+            }
+            for field in _lane_fields()
+        ],
+    }
 
 
 def _htmx_partial(request, template: str, partial: str, context: dict):
@@ -476,31 +509,19 @@ def journey_detail(request, pk: int):
     counts = discussion.comment_counts(journey)
     room = presence.room_for(journey)
     presence.presence_touch(room=room, user=user)
-
-    def context_for(record, field):
-        return cell_context(record, field, can_edit=editable, comment_counts=counts)
-
     return render(
         request,
         "journeys/maps/journey_detail.html",
         {
             **overlay_context,
+            **_grid_context(stages, can_edit=editable, comment_counts=counts),
             "active_circle": "platform",
             "section": "index",
             "record": journey,
             "room_kind": "journey",
-            "can_edit": editable,
-            "journey_cells": [context_for(journey, field) for field in map_cells.CELLS["journey"]],
-            "stage_headers": [
-                {"stage": stage, "cells": [context_for(stage, field) for field in HEADER_FIELDS]}
-                for stage in stages
-            ],
-            "rows": [
-                {
-                    "spec": map_cells.CELLS["stage"][field],
-                    "cells": [context_for(stage, field) for stage in stages],
-                }
-                for field in _lane_fields()
+            "journey_cells": [
+                cell_context(journey, field, can_edit=editable, comment_counts=counts)
+                for field in map_cells.CELLS["journey"]
             ],
             "since": presence.latest_revision_id(journey),
             "visitors": presence.presence_list(room),

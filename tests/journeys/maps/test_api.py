@@ -375,6 +375,7 @@ def test_a_shared_journey_is_duplicated_into_the_readers_department(
     api, journey, sales, sales_editor
 ):
     share_grant(obj=journey, department=sales, can_edit=False, by=None)
+    share_grant(obj=journey.persona, department=sales, can_edit=False, by=None)
     api.force_authenticate(sales_editor)
 
     response = api.post(

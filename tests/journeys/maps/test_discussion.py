@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import smtplib
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -402,3 +404,28 @@ def test_mention_email_task_skips_deleted_comments_and_missing_addresses(
     comment.delete()
     assert mention_emails_send(comment.pk, [silent.pk]) == 0
     assert smtp_server.messages == []
+
+
+def test_a_mention_email_task_that_runs_twice_sends_once(journey, crm, crm_editor, smtp_server):
+    hanako = UserFactory(username="hanako", email="hanako@example.jp", department=crm)
+    comment = comment_add(by=crm_editor, journey=journey, body="@hanako have a look")
+
+    assert mention_emails_send(comment.pk, [hanako.pk]) == 1
+    assert mention_emails_send(comment.pk, [hanako.pk]) == 0
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_refused_mention_email_is_released_for_the_retry(journey, crm, crm_editor, smtp_server):
+    hanako = UserFactory(username="hanako", email="hanako@example.jp", department=crm)
+    comment = comment_add(by=crm_editor, journey=journey, body="@hanako have a look")
+    smtp_server.refuse("hanako@example.jp")
+
+    with pytest.raises(smtplib.SMTPException):
+        mention_emails_send(comment.pk, [hanako.pk])
+
+    notification = Notification.objects.get(comment=comment, recipient=hanako)
+    assert notification.emailed_at is None
+    smtp_server.handler.refuse.clear()
+    assert mention_emails_send(comment.pk, [hanako.pk]) == 1
+    notification.refresh_from_db()
+    assert notification.emailed_at is not None

@@ -430,7 +430,31 @@ def test_live_poll_does_not_replace_the_cell_being_edited(journey, crm_editor, s
     assert "just saved the cell you are editing" in content
 
 
-def test_live_poll_announces_a_layout_change(journey, crm_editor, sales_editor):
+def test_live_poll_redraws_the_grid_when_stages_change(journey, crm_editor, sales_editor):
+    since = (
+        Revision.objects.filter(journey=journey)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+        or 0
+    )
+    client_for(crm_editor).post(
+        reverse("journeys:stage_add", args=[journey.pk]), {"name": "Aftercare"}
+    )
+    added = journey.stages.get(name="Aftercare")
+
+    response = client_for(sales_editor).post(live_url(journey), {"since": since}, **HTMX)
+
+    content = response.content.decode()
+    assert '<div id="journey-grid" hx-swap-oob="true">' in content
+    assert f'id="cell-stage-{added.pk}-actions"' in content
+    assert "reload the page" not in content
+
+
+def test_live_poll_only_announces_a_layout_change_to_someone_typing(
+    journey, crm_editor, sales_editor
+):
+    first = stage(journey, 1)
     since = (
         Revision.objects.filter(journey=journey)
         .order_by("-id")
@@ -440,9 +464,13 @@ def test_live_poll_announces_a_layout_change(journey, crm_editor, sales_editor):
     )
     client_for(crm_editor).post(reverse("journeys:stage_add", args=[journey.pk]), {"name": "Use"})
 
-    response = client_for(sales_editor).post(live_url(journey), {"since": since}, **HTMX)
+    response = client_for(sales_editor).post(
+        live_url(journey), {"since": since, "editing": f"stage-{first.pk}-actions"}, **HTMX
+    )
 
-    assert "reload the page" in response.content.decode()
+    content = response.content.decode()
+    assert "reload the page" in content
+    assert 'id="journey-grid"' not in content
 
 
 def test_live_poll_without_changes_is_cheap(journey, crm_editor, django_assert_num_queries):
@@ -564,6 +592,7 @@ def test_new_journey_cannot_use_another_departments_persona(client, crm, crm_edi
 def test_sales_duplicates_a_shared_journey_into_their_department(
     client, journey, sales, sales_editor
 ):
+    share_grant(obj=journey.persona, department=sales, can_edit=False, by=None)
     client.force_login(sales_editor)
 
     response = client.post(
@@ -578,6 +607,21 @@ def test_sales_duplicates_a_shared_journey_into_their_department(
     assert copy.is_template
     assert copy.duplicated_from == journey
     assert list(copy.stages.values_list("actions", flat=True)) == ["Sees an ad", ""]
+
+
+def test_a_copy_needs_its_persona_shared_with_the_copys_department(
+    client, journey, sales, sales_editor
+):
+    client.force_login(sales_editor)
+
+    response = client.post(
+        reverse("journeys:journey_duplicate", args=[journey.pk]),
+        {"name": "Store version", "owner_department": sales.pk},
+    )
+
+    assert response.status_code == 400
+    assert "is not shared with" in response.content.decode()
+    assert not Journey.objects.filter(name="Store version").exists()
 
 
 def test_duplicate_cannot_target_a_department_the_user_does_not_edit(
