@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
 from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -91,6 +92,7 @@ def _suppression_page(request, *, form, status=200):
             "form": form,
             "page_obj": page_obj,
             "q": q,
+            "filters": urlencode({"q": q}) if q else "",
         },
         status=status,
     )
