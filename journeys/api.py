@@ -489,6 +489,20 @@ def cell_patch(request: Request, record, kind: str) -> Response:
     return Response(CellSerializer(data).data)
 
 
+def create_schema(summary: str, request, response, example: OpenApiExample) -> dict:
+    """The OpenAPI description of a create endpoint: 201 with the detail, 400, 403."""
+    return {
+        "summary": summary,
+        "request": request,
+        "responses": {
+            201: response,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
+            403: OpenApiResponse(description="You are not an editor in that department."),
+        },
+        "examples": [example],
+    }
+
+
 def cell_patch_schema(kind: str, serializer) -> dict:
     """The documentation of a cell PATCH, the same for personas, journeys and stages."""
     return {
@@ -713,23 +727,18 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(
-        summary="Create a persona",
-        request=PersonaCreateSerializer,
-        responses={
-            201: PersonaDetailSerializer,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
-            403: OpenApiResponse(description="You are not an editor in that department."),
-        },
-        examples=[
+        **create_schema(
+            "Create a persona",
+            PersonaCreateSerializer,
+            PersonaDetailSerializer,
             OpenApiExample(
                 "A persona on a segment",
                 value={"name": "First-time app buyer", "owner_department": 2, "segment": 14},
                 request_only=True,
-            )
-        ],
+            ),
+        )
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-
         incoming = PersonaCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         cells = dict(incoming.validated_data)
@@ -750,7 +759,6 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def revisions(self, request: Request, pk=None) -> Response:
-
         return revision_page(self, revision_history(persona=self.get_object()))
 
     @extend_schema(
@@ -777,7 +785,6 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def comments(self, request: Request, pk=None) -> Response:
-
         persona = self.get_object()
         if request.method == "GET":
             field = request.query_params.get("field")
@@ -831,23 +838,18 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(
-        summary="Create a journey: the five standard stages, or a template's",
-        request=JourneyCreateSerializer,
-        responses={
-            201: JourneyDetailSerializer,
-            400: OpenApiResponse(OpenApiTypes.OBJECT, description="Errors keyed by field."),
-            403: OpenApiResponse(description="You are not an editor in that department."),
-        },
-        examples=[
+        **create_schema(
+            "Create a journey: the five standard stages, or a template's",
+            JourneyCreateSerializer,
+            JourneyDetailSerializer,
             OpenApiExample(
                 "From a template",
                 value={"name": "Gift givers, winter", "persona": 3, "template": 8},
                 request_only=True,
-            )
-        ],
+            ),
+        )
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
-
         incoming = JourneyCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
@@ -896,7 +898,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["post"], filterset_class=None)
     def duplicate(self, request: Request, pk=None) -> Response:
-
         journey = self.get_object()
         incoming = JourneyDuplicateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -921,7 +922,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get"], filterset_class=None)
     def revisions(self, request: Request, pk=None) -> Response:
-
         return revision_page(self, revision_history(journey=self.get_object()))
 
     @extend_schema(
@@ -955,7 +955,6 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     )
     @action(detail=True, methods=["get", "post"], filterset_class=None, pagination_class=None)
     def comments(self, request: Request, pk=None) -> Response:
-
         journey = self.get_object()
         if request.method == "GET":
             stage = self.stage_of(journey, request.query_params.get("stage"))
@@ -1000,7 +999,6 @@ class StageViewSet(SessionWritesMixin, GenericViewSet):
     filterset_class = None
 
     def get_object(self) -> Stage:
-
         return get_stage_for(self.request.user, self.kwargs["pk"])
 
     @extend_schema(summary="A stage with its cells and versions")
@@ -1052,7 +1050,6 @@ class RevisionViewSet(GenericViewSet):
         examples=[OpenApiExample("A whole stage", value={"scope": "record"}, request_only=True)],
     )
     def restore(self, request: Request, pk=None) -> Response:
-
         revision = self.get_object()
         if not can_edit(request.user, revision.persona or revision.journey):
             raise PermissionDenied(_("You may read this but not change it."))
