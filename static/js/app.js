@@ -26,8 +26,10 @@
   document.addEventListener("DOMContentLoaded", function () {
     drawCharts(document);
   });
-  document.addEventListener("htmx:afterSettle", function (event) {
-    drawCharts(event.target);
+  // The whole document, not just the swap's target: a live poll brings charts out of band.
+  // Charts already drawn are skipped, so this stays cheap.
+  document.addEventListener("htmx:afterSettle", function () {
+    drawCharts(document);
   });
 
   // A session that expired meanwhile answers htmx with the login page: go there instead
@@ -107,31 +109,13 @@
     });
   }
 
-  // Charts swapped in by the live poll are drawn like the ones of the first page load.
-  function drawMapCharts() {
-    if (typeof window.Plotly === "undefined") {
-      return;
-    }
-    document.querySelectorAll(".map-chart-box script[data-chart-for]").forEach(function (source) {
-      var target = document.getElementById(source.dataset.chartFor);
-      if (target && !target.dataset.drawn) {
-        var figure = JSON.parse(source.textContent);
-        target.dataset.drawn = "true";
-        window.Plotly.newPlot(target, figure.data, figure.layout, { responsive: true, displaylogo: false });
-      }
-    });
-  }
-
   function refresh() {
     syncEditing();
     markEditing();
   }
 
   document.addEventListener("DOMContentLoaded", refresh);
-  document.addEventListener("htmx:afterSettle", function () {
-    refresh();
-    drawMapCharts();
-  });
+  document.addEventListener("htmx:afterSettle", refresh);
 
   // Escape in an open editor cancels it.
   document.addEventListener("keydown", function (event) {

@@ -106,6 +106,19 @@ def test_marketer_edits_and_sales_planner_sees_presence_and_text_live(live_serve
             re.compile(r"\bis-being-edited\b"), timeout=LIVE_TIMEOUT
         )
         assert Stage.objects.get(pk=awareness.pk).actions == "Sees the app ad on the train"
+
+        # An emotion the marketer changes redraws the planner's curve.
+        emotion = f"#cell-stage-{awareness.pk}-emotion"
+        marketer.locator(emotion).get_by_role("button", name="Edit Emotion").click()
+        marketer.locator(f"form{emotion} select").select_option("-2")
+        marketer.locator(f"form{emotion}").get_by_role("button", name="Save").click()
+        expect(planner.locator(emotion)).to_contain_text("−2", timeout=LIVE_TIMEOUT)
+        planner.wait_for_function(
+            "document.getElementById('emotion-chart').data"
+            " && document.getElementById('emotion-chart').data.some("
+            "trace => trace.type === 'scatter' && trace.y[0] === -2)",
+            timeout=LIVE_TIMEOUT,
+        )
     finally:
         marketer_context.close()
         planner_context.close()
