@@ -394,3 +394,19 @@ def comment_path(comment: Comment) -> str:
     if comment.field:
         return f"{url}#cell-{kind}-{pk}-{comment.field}"
     return f"{url}#comments-{kind}-{pk}"
+
+
+def record_path(record, field: str = "") -> str:
+    """The page that shows a record, with the anchor of one of its cells when given."""
+    if isinstance(record, Persona):
+        url = reverse("journeys:persona_detail", args=[record.pk])
+        kind = "persona"
+    elif isinstance(record, Stage):
+        url = reverse("journeys:journey_detail", args=[record.journey_id])
+        kind = "stage"
+    else:
+        url = reverse("journeys:journey_detail", args=[record.pk])
+        kind = "journey"
+    if field:
+        url += f"#cell-{kind}-{record.pk}-{field}"
+    return url

@@ -35,32 +35,17 @@ from journeys.maps.discussion import (
     notifications_for,
     notifications_mark_read,
     notifications_unread_count,
+    record_path,
 )
 from journeys.maps.selectors import can_edit, can_share, get_record_for
 from journeys.maps.services import map_share, map_unshare
-from journeys.models import Comment, Persona, Stage
+from journeys.models import Comment
 
 PAGE_SIZE = 50
 SHARE_KINDS = ("persona", "journey")
 
 
 # --- shared helpers -------------------------------------------------------------------------
-
-
-def record_url(record, field: str = "") -> str:
-    """The page that shows a record, with the anchor of one of its cells when given."""
-    if isinstance(record, Persona):
-        url = reverse("journeys:persona_detail", args=[record.pk])
-        kind = "persona"
-    elif isinstance(record, Stage):
-        url = reverse("journeys:journey_detail", args=[record.journey_id])
-        kind = "stage"
-    else:
-        url = reverse("journeys:journey_detail", args=[record.pk])
-        kind = "journey"
-    if field:
-        url += f"#cell-{kind}-{record.pk}-{field}"
-    return url
 
 
 def highlight_mentions(body: str) -> SafeString:
@@ -133,14 +118,6 @@ def _panel(request, context: dict, *, status: int = 200) -> HttpResponse:
     return response
 
 
-def _error_text(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return " · ".join(
-            message for messages_ in exc.message_dict.values() for message in messages_
-        )
-    return " · ".join(exc.messages)
-
-
 # --- comments -------------------------------------------------------------------------------
 
 
@@ -174,16 +151,16 @@ def comments_view(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         )
     except ValidationError as exc:
         if not request.htmx:
-            messages.error(request, _error_text(exc))
-            return redirect(record_url(record, field))
+            messages.error(request, " · ".join(exc.messages))
+            return redirect(record_path(record, field))
         context = comments_context(user, kind, record, field)
         context.update(
-            error=_error_text(exc), body=request.POST.get("body", ""), error_parent=parent
+            error=" · ".join(exc.messages), body=request.POST.get("body", ""), error_parent=parent
         )
         return _panel(request, context, status=422)
     if not request.htmx:
         messages.success(request, gettext("Comment added."))
-        return redirect(record_url(record, field))
+        return redirect(record_path(record, field))
     return _panel(request, comments_context(user, kind, record, field))
 
 
@@ -197,7 +174,7 @@ def comment_resolve_view(request: HttpRequest, kind: str, pk: int, comment_pk: i
     comment_resolve(comment=comment, by=user)
     if not request.htmx:
         messages.success(request, gettext("Thread resolved."))
-        return redirect(record_url(record, field))
+        return redirect(record_path(record, field))
     return _panel(request, comments_context(user, kind, record, field))
 
 
@@ -283,8 +260,8 @@ def share_view(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     may_edit = request.POST.get("can_edit") == "on"
     try:
         map_share(record=record, department=department, can_edit=may_edit, by=request.user)
-    except (ValueError, ValidationError) as exc:
-        messages.error(request, _error_text(exc) if isinstance(exc, ValidationError) else str(exc))
+    except ValidationError as exc:
+        messages.error(request, " · ".join(exc.messages))
     else:
         text = (
             gettext("Shared with %(department)s: they may edit.")
@@ -292,7 +269,7 @@ def share_view(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             else gettext("Shared with %(department)s: they may view.")
         )
         messages.success(request, text % {"department": department.name})
-    return redirect(record_url(record))
+    return redirect(record_path(record))
 
 
 @require_POST
@@ -305,7 +282,7 @@ def unshare_view(request: HttpRequest, kind: str, pk: int, department_id: int) -
         request,
         gettext("No longer shared with %(department)s.") % {"department": department.name},
     )
-    return redirect(record_url(record))
+    return redirect(record_path(record))
 
 
 urlpatterns = [

@@ -25,7 +25,7 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path
 from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -182,12 +182,8 @@ def _display_response(request, record, field: str, *, status=200):
     return render(request, "journeys/maps/_cell.html", context, status=status)
 
 
-def _error_text(exc: ValidationError, field: str) -> str:
-    if hasattr(exc, "error_dict"):
-        lines = [str(message) for messages_ in exc.message_dict.values() for message in messages_]
-    else:
-        lines = [str(message) for message in exc.messages]
-    return " ".join(lines) or gettext("This value is not valid.")
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages) or gettext("This value is not valid.")
 
 
 def _conflict_response(request, record, field: str, spec, conflict):
@@ -220,18 +216,6 @@ def _conflict_response(request, record, field: str, spec, conflict):
         "their_revision": conflict.their_revision,
     }
     return render(request, "journeys/maps/_cell_conflict.html", context, status=409)
-
-
-def _record_page(record) -> str:
-    """The page a record lives on, for non-htmx posts."""
-    if isinstance(record, Stage):
-        return reverse("journeys:journey_detail", args=[record.journey_id])
-    if isinstance(record, Journey):
-        return reverse("journeys:journey_detail", args=[record.pk])
-    try:
-        return reverse("journeys:persona_detail", args=[record.pk])
-    except NoReverseMatch:
-        return reverse("journeys:index")
 
 
 @require_http_methods(["GET", "POST"])
@@ -291,13 +275,13 @@ def cell(request, kind: str, pk: int, field: str):
             spec,
             value=raw,
             version=version,
-            error=_error_text(exc, field),
+            error=_error_text(exc),
             status=422,
         )
     presence.presence_touch(room=room, user=user, cell="")
     record = map_selectors.get_record_for(user, kind, pk)
     if not request.htmx:
-        return redirect(_record_page(record))
+        return redirect(discussion.record_path(record))
     return _display_response(request, record, field)
 
 
@@ -673,7 +657,7 @@ def _position(value) -> int | None:
 
 
 def _service_error(request, exc: ValidationError) -> None:
-    messages.error(request, _error_text(exc, ""))
+    messages.error(request, _error_text(exc))
 
 
 @require_POST
@@ -800,7 +784,7 @@ def _history_page(request, record, revisions, *, owner_kind: str):
             "section": "index",
             "record": record,
             "owner_kind": owner_kind,
-            "record_url": _record_page(record),
+            "record_url": discussion.record_path(record),
             "page_obj": page_obj,
             "rows": _history_rows(page_obj.object_list, owner_kind=owner_kind),
             "can_edit": map_selectors.can_edit(request.user, record),
