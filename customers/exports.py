@@ -3,13 +3,12 @@
 Personal data is masked unless the user may view it (``can_view_pii``), every export is
 audit-logged with its size and format, and rows are produced in batches so a large list
 never sits in memory: CSV streams to the browser, XLSX is written by openpyxl's
-write-only mode.
+write-only mode. Cells that would run as spreadsheet formulas are neutralised
+(``config.spreadsheets``).
 """
 
 from __future__ import annotations
 
-import csv
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _t
 
 from config.org.services import audit_record
+from config.spreadsheets import csv_bytes_stream, xlsx_bytes
 from customers.models import Customer, Identity
 from customers.selectors import can_view_pii
 
@@ -97,38 +97,6 @@ def _batch_rows(batch: list[Customer], columns, *, show_pii: bool) -> Iterator[l
         yield row
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_stream(rows: Iterator[list[Any]]) -> Iterator[bytes]:
-    """UTF-8 with a BOM, so Excel opens Japanese text correctly."""
-    writer = csv.writer(_Echo())
-    yield "\ufeff".encode()
-    buffer: list[str] = []
-    for row in rows:
-        buffer.append(writer.writerow(row))
-        if len(buffer) >= 500:
-            yield "".join(buffer).encode()
-            buffer = []
-    if buffer:
-        yield "".join(buffer).encode()
-
-
-def _xlsx_bytes(rows: Iterator[list[Any]]) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet(_t("Customers")[:31])
-    for row in rows:
-        sheet.append(row)
-    with tempfile.TemporaryFile() as handle:
-        workbook.save(handle)
-        handle.seek(0)
-        return handle.read()
-
-
 def export_customers(
     queryset: QuerySet[Customer], *, fmt: str, user, description: str = ""
 ) -> tuple[str, bytes | Iterator[bytes]]:
@@ -154,8 +122,8 @@ def export_customers(
     filename = f"customers-{timezone.localtime():%Y%m%d-%H%M}.{fmt}"
     rows = _rows(queryset, show_pii=show_pii)
     if fmt == "csv":
-        return filename, _csv_stream(rows)
-    return filename, _xlsx_bytes(rows)
+        return filename, csv_bytes_stream(rows)
+    return filename, xlsx_bytes(rows, title=_t("Customers"))
 
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -20,11 +20,9 @@ JSON line per message to that file, which survives a killed worker for the fault
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
 import hmac
-import io
 import json
 import logging
 import smtplib
@@ -464,15 +462,6 @@ class DirectMailAdapter(ChannelAdapter):
         return [SendResult(m.delivery_id, True) for m in messages]
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    """A cell spreadsheets will not run as a formula (a leading quote neutralises it)."""
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_START) else text
-
-
 DIRECT_MAIL_HEADER = (
     "delivery_id",
     "customer_uuid",
@@ -488,8 +477,10 @@ DIRECT_MAIL_HEADER = (
 )
 
 
-def direct_mail_csv(campaign: Campaign) -> Iterator[list[str]]:
-    """Header, then one row per delivery marked sent (personal data: the caller audits)."""
+def direct_mail_csv(campaign: Campaign) -> Iterator[list]:
+    """Header, then one row per delivery marked sent (personal data: the caller audits).
+
+    Write it with ``config.spreadsheets``, which neutralises formula-like cells."""
     yield list(DIRECT_MAIL_HEADER)
     rows = (
         Delivery.objects.filter(campaign=campaign, sent_at__isnull=False)
@@ -512,30 +503,18 @@ def direct_mail_csv(campaign: Campaign) -> Iterator[list[str]]:
     for row in rows.iterator(chunk_size=2000):
         (pk, uuid, family, given, postal, prefecture, city, attributes, language, label, sent) = row
         yield [
-            csv_safe(v)
-            for v in (
-                pk,
-                uuid,
-                family,
-                given,
-                postal,
-                prefecture,
-                city,
-                _address_line(attributes),
-                language,
-                label or "",
-                timezone.localtime(sent).isoformat(timespec="minutes"),
-            )
+            pk,
+            str(uuid),
+            family,
+            given,
+            postal,
+            prefecture,
+            city,
+            _address_line(attributes),
+            language,
+            label or "",
+            timezone.localtime(sent).isoformat(timespec="minutes"),
         ]
-
-
-def direct_mail_csv_text(campaign: Campaign) -> str:
-    """The export as one string (UTF-8 with BOM when encoded, for Excel users)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in direct_mail_csv(campaign):
-        writer.writerow(row)
-    return buffer.getvalue()
 
 
 # --- the fake -----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ journeys.services, which decide and raise ValidationError naming the field.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 
 from django.contrib import messages
@@ -26,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config.org.models import Role
 from config.org.selectors import departments_where, get_visible_or_404, has_role_anywhere
 from config.org.services import audit_record
+from config.spreadsheets import csv_bytes_stream
 from customers.models import Customer
 from customers.selectors import can_view_pii, customer_list, mask_text
 from journeys import presets, selectors, services
@@ -577,11 +577,6 @@ def _error_lines(error: ValidationError) -> list[str]:
 # --- direct-mail export -----------------------------------------------------------------------
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @require_GET
 def campaign_dm_csv(request, pk: int):
     """The direct-mail campaign's addresses as CSV: personal data, so PII permission and an
@@ -598,15 +593,9 @@ def campaign_dm_csv(request, pk: int):
         department=campaign.owner_department,
         ip_address=request.META.get("REMOTE_ADDR"),
     )
-    writer = csv.writer(_Echo())
-
-    def lines():
-        yield "\ufeff"  # Excel opens UTF-8 Japanese text correctly with a BOM.
-        for row in direct_mail_csv(campaign):
-            values = list(row.values()) if isinstance(row, dict) else row
-            yield writer.writerow(values)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        csv_bytes_stream(direct_mail_csv(campaign)), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="campaign-{campaign.pk}-dm.csv"'
     response["Cache-Control"] = "no-store"
     return response

@@ -14,9 +14,6 @@ every write asks ``can_edit`` on the server first (403), whatever the page showe
 
 from __future__ import annotations
 
-import csv
-import io
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -33,9 +30,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.org.models import Membership, Role
 from config.org.selectors import departments_where
+from config.spreadsheets import csv_text
 from customers.models import Segment
 from experience.models import ExperienceValue, Touchpoint
-from journeys.channels import csv_safe
 from journeys.charts import emotion_curve_figure
 from journeys.forms import add_service_errors
 from journeys.maps import cells as map_cells
@@ -724,13 +721,9 @@ def stage_delete(request, pk: int):
 def journey_export_csv(request, pk: int):
     """The grid as CSV (UTF-8 with BOM for Excel; formula-looking cells neutralised)."""
     journey = map_selectors.get_journey_for(request.user, pk)
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.writer(buffer)
     days = _period(request.GET.get("days"))
-    for row in map_selectors.journey_table(journey, user=request.user, days=days):
-        writer.writerow([csv_safe(value) for value in row])
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    table = map_selectors.journey_table(journey, user=request.user, days=days)
+    response = HttpResponse(csv_text(table), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="journey-{journey.pk}.csv"'
     return response
 

@@ -53,7 +53,8 @@ def test_csv_export_shows_personal_data_to_a_pii_viewer(client, crm_pii_viewer, 
     header, row = read_csv(client.get(reverse("customers:export"), {"format": "csv", "q": "花子"}))
     assert row[header.index("Family name")] == "山田"
     assert row[header.index("Email")] == "hanako@example.jp"
-    assert row[header.index("Phone")] == "+819012345678"
+    # A leading "+" would make Excel compute the number: the apostrophe keeps it text.
+    assert row[header.index("Phone")] == "'+819012345678"
     assert AuditLog.objects.get(action="customer.export").detail["pii"] is True
 
 
@@ -99,3 +100,20 @@ def test_export_of_any_queryset_loads_identifiers_per_batch(
     assert content.decode("utf-8-sig").count("@example.jp") == 5
     with pytest.raises(ExportError, match="format"):
         export_customers(Customer.objects.all(), fmt="json", user=crm_pii_viewer)
+
+
+def test_a_customer_named_like_a_formula_cannot_run_in_either_format(client, crm_pii_viewer):
+    from openpyxl import load_workbook
+
+    CustomerFactory(family_name='=HYPERLINK("http://evil.example","x")', given_name="@A1")
+    client.force_login(crm_pii_viewer)
+
+    header, row = read_csv(client.get(reverse("customers:export"), {"format": "csv"}))
+    xlsx = client.get(reverse("customers:export"), {"format": "xlsx"})
+
+    assert row[header.index("Family name")] == '\'=HYPERLINK("http://evil.example","x")'
+    assert row[header.index("Given name")] == "'@A1"
+    sheet = load_workbook(io.BytesIO(xlsx.content)).worksheets[0]
+    cell = sheet.cell(row=2, column=header.index("Family name") + 1)
+    assert cell.value == '=HYPERLINK("http://evil.example","x")'
+    assert cell.data_type == "s"

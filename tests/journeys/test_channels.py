@@ -13,6 +13,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from config.spreadsheets import csv_text
 from journeys import channels, feedback
 from journeys.channels import (
     FAKE_SENT,
@@ -298,7 +299,8 @@ def test_direct_mail_csv_neutralises_formulas():
     row.save()
     holdout = DeliveryFactory(step=row.step, status="holdout")
 
-    rows = list(direct_mail_csv(row.campaign))
+    text = csv_text(direct_mail_csv(row.campaign))
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
 
     assert rows[0][:4] == ["delivery_id", "customer_uuid", "family_name", "given_name"]
     assert len(rows) == 2
@@ -308,7 +310,6 @@ def test_direct_mail_csv_neutralises_formulas():
     assert data["address_line"] == "'@千代田1-1"
     assert data["postal_code"] == "100-0001"
     assert str(holdout.pk) not in [r[0] for r in rows]
-    assert list(csv.reader(io.StringIO(channels.direct_mail_csv_text(row.campaign))))[1] == rows[1]
     assert get_adapter("dm").addresses([customer.pk]) == {
         customer.pk: "〒100-0001 東京都千代田区@千代田1-1"
     }
