@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db import models
-from django.db.models import Q
 
 from config.org.admin import DepartmentScopedAdmin, ReadOnlyAdmin
 from journeys.maps.cells import CELLS
+from journeys.maps.selectors import on_visible_maps
 from journeys.models import (
     Campaign,
     CampaignRun,
@@ -44,12 +44,7 @@ class PersonaOrJourneyScopedAdmin(admin.ModelAdmin):
     """Rows that hang on a persona or on a journey: visible where that record is visible."""
 
     def get_queryset(self, request):
-        rows = super().get_queryset(request)
-        user = request.user
-        return rows.filter(
-            Q(persona__in=Persona.objects.visible_to(user).values("pk"))
-            | Q(journey__in=Journey.objects.visible_to(user).values("pk"))
-        )
+        return super().get_queryset(request).filter(on_visible_maps(request.user))
 
 
 @admin.register(Persona)

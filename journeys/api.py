@@ -29,8 +29,7 @@ import re
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Count, Prefetch, Q, QuerySet, prefetch_related_objects
-from django.http import Http404
+from django.db.models import Count, Prefetch, QuerySet, prefetch_related_objects
 from django.urls import path
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
@@ -71,7 +70,13 @@ from customers.selectors import can_view_pii, mask_text
 from journeys.filters import CampaignFilter, JourneyFilter, PersonaFilter
 from journeys.maps.cells import CELLS, cell_clean, cell_value
 from journeys.maps.discussion import comment_add, comment_threads
-from journeys.maps.selectors import can_edit, get_stage_for, persona_figures, revision_history
+from journeys.maps.selectors import (
+    can_edit,
+    get_revision_for,
+    get_stage_for,
+    persona_figures,
+    revision_history,
+)
 from journeys.maps.services import (
     CellConflict,
     cell_save,
@@ -1022,18 +1027,7 @@ class RevisionViewSet(GenericViewSet):
 
     def get_object(self) -> Revision:
         """A revision of a persona or journey the user may see, else 404."""
-        user = self.request.user
-        visible = Q(persona__in=Persona.objects.visible_to(user).values("pk")) | Q(
-            journey__in=Journey.objects.visible_to(user).values("pk")
-        )
-        revision = (
-            Revision.objects.select_related("persona", "journey", "stage")
-            .filter(visible, pk=self.kwargs["pk"])
-            .first()
-        )
-        if revision is None:
-            raise Http404
-        return revision
+        return get_revision_for(self.request.user, self.kwargs["pk"])
 
     @extend_schema(
         summary="Restore a record (or one cell) to how it was right after this revision",

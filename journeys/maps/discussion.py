@@ -20,6 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from customers.tasks import queue_task
+from journeys.maps.cells import CELLS
+from journeys.maps.selectors import can_edit, on_visible_maps
 from journeys.models import Comment, Journey, Notification, Persona, Stage
 
 # Django's username characters (letters, digits and @ . + - _), not ending in a dot so that
@@ -106,7 +109,6 @@ def _target(*, persona, journey, stage) -> tuple[str, Persona | Journey | Stage]
 
 
 def _check_field(kind: str, field: str) -> None:
-    from journeys.maps.cells import CELLS
 
     if field and field not in CELLS[kind]:
         raise ValidationError(
@@ -233,8 +235,6 @@ def _notify(
     )
     emailed = [n.recipient_id for n in notifications if n.kind == Notification.Kind.MENTION]
     if emailed:
-        from customers.tasks import queue_task
-
         queue_task(
             "journeys.maps.tasks.mention_emails_send",
             comment.pk,
@@ -248,7 +248,6 @@ def _notify(
 def comment_resolve(*, comment: Comment, by) -> Comment:
     """Mark a thread resolved (a reply resolves its thread): its record's editors or the
     author may; resolving twice keeps the first resolution."""
-    from journeys.maps.selectors import can_edit
 
     root = comment.parent if comment.parent_id else comment
     record = root.stage or root.journey or root.persona
@@ -338,10 +337,7 @@ def _inbox(user) -> QuerySet[Notification]:
     rows = Notification.objects.filter(recipient=user)
     if user.is_superuser:
         return rows
-    return rows.filter(
-        Q(comment__persona__in=Persona.objects.visible_to(user).values("pk"))
-        | Q(comment__journey__in=Journey.objects.visible_to(user).values("pk"))
-    )
+    return rows.filter(on_visible_maps(user, "comment__"))
 
 
 def notifications_for(user, *, unread_only: bool = False) -> QuerySet[Notification]:

@@ -28,11 +28,12 @@ from django.utils.translation import gettext as _
 
 from config.org.models import Role
 from config.org.selectors import get_visible_or_404
+from customers.models import Customer, LifeEvent, SegmentMembership
+from experience.models import Event, OrderLine, Survey, SurveyResponse, Touchpoint
+from experience.nps import nps_counts, nps_score
+from journeys.maps.cells import CELLS, cell_display, cell_value
 from journeys.models import Campaign, Comment, Journey, Persona, Revision, Stage
-
-# The list selectors live with the rest of circle ③'s reads (journeys/views/overview.py
-# uses them there); they are importable from here too.
-from journeys.selectors import journey_list, persona_list  # noqa: F401
+from journeys.selectors import journey_list
 
 # --- Access -------------------------------------------------------------------------------
 
@@ -67,6 +68,26 @@ def get_record_for(user, kind: str, pk: int) -> Persona | Journey | Stage:
     if kind not in getter:
         raise Http404
     return getter[kind](user, pk)
+
+
+def on_visible_maps(user, prefix: str = "") -> Q:
+    """Rows that hang on a persona or a journey the user may see (revisions, comments…);
+    ``prefix`` reaches them through a relation, e.g. ``"comment__"``."""
+    return Q(**{f"{prefix}persona__in": Persona.objects.visible_to(user).values("pk")}) | Q(
+        **{f"{prefix}journey__in": Journey.objects.visible_to(user).values("pk")}
+    )
+
+
+def get_revision_for(user, pk) -> Revision:
+    """A revision of a persona or journey the user may see; missing and not-yours: 404."""
+    revision = (
+        Revision.objects.select_related("persona", "journey", "stage")
+        .filter(on_visible_maps(user), pk=pk)
+        .first()
+    )
+    if revision is None:
+        raise Http404
+    return revision
 
 
 def _owning_record(record) -> Persona | Journey:
@@ -164,9 +185,6 @@ def persona_figures(persona: Persona, *, now: dt.datetime | None = None) -> Pers
     members per life-event kind in the last 365 days (top 5 each). Five queries, all
     set-based over a subquery of the membership.
     """
-    from customers.models import Customer, LifeEvent, SegmentMembership
-    from experience.models import Event, OrderLine, Touchpoint
-    from experience.nps import nps_counts, nps_score
 
     if persona.segment_id is None:
         return None
@@ -279,9 +297,6 @@ def stage_overlay(
     touchpoints. Five grouped queries per journey, whatever the number of people (the
     reach and conversion one in SQL, see :func:`_reach_and_conversion`).
     """
-    from customers.models import SegmentMembership
-    from experience.models import Event, Survey, SurveyResponse
-    from experience.nps import nps_counts, nps_score
 
     now = now or timezone.now()
     start = now - dt.timedelta(days=days)
@@ -388,7 +403,6 @@ def value_after(revision: Revision) -> str:
 
 
 def _display(revision: Revision, value) -> str:
-    from journeys.maps.cells import cell_display
 
     if not revision.field or value is None or isinstance(value, dict):
         return ""
@@ -402,9 +416,7 @@ def activity_feed(user, *, limit: int = 30) -> list[dict]:
     ``text`` (the comment), ``field_label`` and ``object`` (the row)."""
     if not (user and user.is_authenticated):
         return []
-    scope = Q(persona__in=Persona.objects.visible_to(user).values("pk")) | Q(
-        journey__in=Journey.objects.visible_to(user).values("pk")
-    )
+    scope = on_visible_maps(user)
     revisions = (
         Revision.objects.filter(scope)
         .select_related("author", "persona", "journey")
@@ -452,7 +464,6 @@ def activity_feed(user, *, limit: int = 30) -> list[dict]:
 
 def _field_label(item: dict) -> str:
     """The cell's label in the reader's language ("" for whole-record changes)."""
-    from journeys.maps.cells import CELLS
 
     if not item["field"]:
         return ""
@@ -498,7 +509,6 @@ def journey_table(
     one row per stage lane (``cell_display``, so grid, CSV and print read the same), then
     the linked campaigns the user can see and the data overlay (reach, conversion to the
     next stage, NPS) of the last ``days`` days. Pass ``overlay`` when already computed."""
-    from journeys.maps.cells import CELLS, cell_display, cell_value
 
     stages = journey_stages(journey, user=user)
     if overlay is None:
@@ -559,8 +569,6 @@ def _reach_and_conversion(
     later event"). A self-join of that small grouped table instead of a correlated
     subquery per event: about three times faster on the demo data.
     """
-    from customers.models import SegmentMembership
-    from experience.models import Event
 
     quote = connection.ops.quote_name
     adapt = connection.ops.adapt_datetimefield_value

@@ -8,6 +8,7 @@ the cell it was typed against, and if that cell changed meanwhile nothing is wri
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Case, F, IntegerField, Value, When
@@ -146,8 +147,6 @@ def _existing(field_kind: str, value):
         model = Touchpoint if field_kind == "touchpoints" else ExperienceValue
         return sorted(model.objects.filter(pk__in=value or []).values_list("pk", flat=True))
     if field_kind in FK_KINDS and value is not None:
-        from django.contrib.auth import get_user_model
-
         model = {"user": get_user_model(), "segment": Segment, "persona": Persona}[field_kind]
         return value if model.objects.filter(pk=value).exists() else None
     return value

@@ -807,13 +807,8 @@ def persona_history(request, pk: int):
 def revision_restore(request, pk: int):
     """Brings a stage/journey/persona (``scope=record``) or one cell back to a revision."""
     user = request.user
-    revision = Revision.objects.filter(pk=pk).first()
-    if revision is None:
-        raise Http404
-    if revision.journey_id:
-        record = map_selectors.get_journey_for(user, revision.journey_id)
-    else:
-        record = map_selectors.get_persona_for(user, revision.persona_id)
+    revision = map_selectors.get_revision_for(user, pk)
+    record = revision.journey or revision.persona
     if not map_selectors.can_edit(user, record):
         raise PermissionDenied
     scope = request.POST.get("scope", "record")
