@@ -15,6 +15,7 @@ from customers import api_imports, api_segments
 from experience import api as experience_api
 from experience import api_events
 from journeys import api as journeys_api
+from reports import api as reports_api
 
 REGISTRARS = [
     customers_api.register,
@@ -45,5 +46,7 @@ urlpatterns = [
     ),
     # Stage cells and revision restores: detail-only endpoints, outside the router.
     *journeys_api.urlpatterns,
+    path("reports/", reports_api.report_list, name="api-reports"),
+    path("reports/<slug:slug>/", reports_api.report_detail, name="api-report"),
     *router.urls,
 ]

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMATS = ("csv", "xlsx")
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BOM = "\ufeff"
 LINES_PER_CHUNK = 500
 
@@ -87,3 +89,20 @@ def _xlsx_cell(sheet, value: Any) -> Any:
     cell = WriteOnlyCell(sheet, value=value)
     cell.data_type = "s"
     return cell
+
+
+def download_response(rows: Iterable[Iterable[Any]], *, fmt: str, filename: str, title: str):
+    """The rows as a file download: CSV streamed, XLSX whole. ``fmt`` is one of ``FORMATS``;
+    ``filename`` comes without its extension."""
+    from django.http import HttpResponse, StreamingHttpResponse
+
+    if fmt == "csv":
+        response = StreamingHttpResponse(
+            csv_bytes_stream(rows), content_type="text/csv; charset=utf-8"
+        )
+    elif fmt == "xlsx":
+        response = HttpResponse(xlsx_bytes(rows, title=title), content_type=XLSX_TYPE)
+    else:
+        raise ValueError(fmt)
+    response["Content-Disposition"] = f'attachment; filename="{filename}.{fmt}"'
+    return response

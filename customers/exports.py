@@ -13,19 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
 from config.org.services import audit_record
-from config.spreadsheets import csv_bytes_stream, xlsx_bytes
+from config.spreadsheets import FORMATS, download_response
 from customers.models import Customer, Identity
 from customers.selectors import can_view_pii
 
 BATCH = 2_000
 MASK = "***"
 EXPORT_IDENTIFIERS = (Identity.Kind.EMAIL, Identity.Kind.PHONE, Identity.Kind.POS)
-FORMATS = ("csv", "xlsx")
 
 
 class ExportError(ValueError):
@@ -99,8 +98,8 @@ def _batch_rows(batch: list[Customer], columns, *, show_pii: bool) -> Iterator[l
 
 def export_customers(
     queryset: QuerySet[Customer], *, fmt: str, user, description: str = ""
-) -> tuple[str, bytes | Iterator[bytes]]:
-    """(file name, content) of ``queryset`` as CSV (a byte stream) or XLSX (bytes).
+) -> tuple[str, Iterator[list[Any]]]:
+    """(file name without extension, rows) of ``queryset``, header first, for CSV or XLSX.
 
     Masks personal data unless ``can_view_pii(user)``; writes a ``customer.export`` audit
     entry with the count, the format and whether personal data was included.
@@ -119,14 +118,8 @@ def export_customers(
             **({"what": description} if description else {}),
         },
     )
-    filename = f"customers-{timezone.localtime():%Y%m%d-%H%M}.{fmt}"
-    rows = _rows(queryset, show_pii=show_pii)
-    if fmt == "csv":
-        return filename, csv_bytes_stream(rows)
-    return filename, xlsx_bytes(rows, title=_t("Customers"))
-
-
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    filename = f"customers-{timezone.localtime():%Y%m%d-%H%M}"
+    return filename, _rows(queryset, show_pii=show_pii)
 
 
 def export_response(
@@ -134,12 +127,7 @@ def export_response(
 ) -> HttpResponse:
     """The export as a download: CSV streamed, XLSX whole; a bad format answers 400."""
     try:
-        filename, content = export_customers(queryset, fmt=fmt, user=user, description=description)
+        filename, rows = export_customers(queryset, fmt=fmt, user=user, description=description)
     except ExportError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    if fmt == "csv":
-        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
-    else:
-        response = HttpResponse(content, content_type=XLSX_TYPE)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return download_response(rows, fmt=fmt, filename=filename, title=_t("Customers"))

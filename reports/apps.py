@@ -7,3 +7,6 @@ class ReportsConfig(AppConfig):
 
     name = "reports"
     verbose_name = _("④ Strategy")
+
+    def ready(self) -> None:
+        from reports import pages  # noqa: F401  (registers the reports of the catalogue)

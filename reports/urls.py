@@ -6,4 +6,6 @@ app_name = "reports"
 urlpatterns = [
     path("", views.index, name="index"),
     path("circles/<slug:circle>/figures/", views.circle_figures, name="circle_figures"),
+    path("<slug:slug>/", views.report, name="report"),
+    path("<slug:slug>/<slug:block>.<str:fmt>", views.report_download, name="download"),
 ]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from config.spreadsheets import FORMATS, download_response
 from reports import selectors
+from reports.catalog import block_by_key, report_spec, report_specs
 from reports.charts import monthly_orders_figure
+from reports.forms import ReportFilterForm
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def circle_figures(request, circle: str):
 
 
 def index(request):
-    """Circle ④: NPS and LTV, and orders and revenue per month over the last year."""
+    """Circle ④: NPS and LTV, orders and revenue per month, and the report catalogue."""
     now = timezone.now()
     months = selectors.monthly_orders(now=now)
     figure = monthly_orders_figure(
@@ -120,5 +123,64 @@ def index(request):
             "has_orders": any(row.orders for row in months),
             # plotly escapes <, > and / in its JSON, so it is safe inside a <script> element.
             "chart_json": figure.to_json(),
+            "reports": report_specs(),
         },
+    )
+
+
+def _spec_or_404(slug: str):
+    try:
+        return report_spec(slug)
+    except LookupError:
+        raise Http404 from None
+
+
+def report(request, slug: str):
+    """One report of the catalogue; a filter change swaps only the report body (htmx).
+
+    A bad filter answers 400 with the form naming the parameter.
+    """
+    spec = _spec_or_404(slug)
+    form = ReportFilterForm.for_report(request.GET, user=request.user, spec=spec)
+    filters = form.filters() if form.is_valid() else None
+    template = "reports/report.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#report-body"
+    response = render(
+        request,
+        template,
+        {
+            "active_circle": "strategy",
+            "spec": spec,
+            "form": form,
+            "filters": filters,
+            "blocks": spec.build(request.user, filters) if filters else [],
+            "query": request.GET.urlencode(),
+        },
+        status=200 if filters else 400,
+    )
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+def report_download(request, slug: str, block: str, fmt: str):
+    """The table behind one block of a report, as CSV or XLSX, with the page's filters."""
+    spec = _spec_or_404(slug)
+    if fmt not in FORMATS:
+        raise Http404
+    form = ReportFilterForm.for_report(request.GET, user=request.user, spec=spec)
+    if not form.is_valid():
+        return HttpResponse(form.error_text(), status=400, content_type="text/plain; charset=utf-8")
+    filters = form.filters()
+    try:
+        found = block_by_key(spec.build(request.user, filters), block)
+    except LookupError:
+        raise Http404 from None
+    if found.table is None:
+        raise Http404
+    return download_response(
+        found.table.matrix(),
+        fmt=fmt,
+        filename=f"{slug}-{block}-{filters.period.start:%Y%m%d}-{filters.period.end:%Y%m%d}",
+        title=str(found.title),
     )
