@@ -21,7 +21,7 @@ def report_value(value, kind: str = "count") -> str:
     if kind in ("count", "int"):
         return intcomma(int(value))
     if kind == "yen":
-        return f"¥{intcomma(int(round(value)))}"
+        return f"¥{intcomma(round(value))}"
     if kind == "percent":
         return f"{floatformat(value, 1)}%"
     if kind == "ratio":
@@ -52,7 +52,7 @@ def report_change(metric) -> str:
     if metric.unit == "ratio":
         return f"{sign}{floatformat(magnitude * 100, 1)}"
     if metric.unit == "yen":
-        return f"{sign}¥{intcomma(int(round(magnitude)))}"
+        return f"{sign}¥{intcomma(round(magnitude))}"
     if metric.unit == "float":
         return f"{sign}{floatformat(magnitude, 2)}"
-    return f"{sign}{intcomma(int(round(magnitude)))}"
+    return f"{sign}{intcomma(round(magnitude))}"
