@@ -37,6 +37,19 @@ from journeys.models import (
     StaffTask,
     Suppression,
 )
+from reports.models import (
+    CampaignOutcome,
+    ClvFit,
+    Cohort,
+    CohortMonth,
+    CustomerPrediction,
+    DailyAnswers,
+    DailyDeliveries,
+    DailyEvents,
+    DailyOrders,
+    ReportSubscription,
+    RollupState,
+)
 from tests import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +68,10 @@ def _import_job():
         sha256="0" * 64,
         source="pos",
     )
+
+
+def _clv_fit():
+    return ClvFit.objects.create(calibration_end=_now(), params={"r": 0.24})
 
 
 MAKERS = {
@@ -158,6 +175,29 @@ MAKERS = {
     "journeys.scoringrule": lambda: ScoringRule.objects.create(
         name="Pricing page", event_type=f.EventTypeFactory(), points=10
     ),
+    "reports.rollupstate": lambda: RollupState.objects.create(name="events", last_id=3),
+    "reports.dailyevents": lambda: DailyEvents.objects.create(
+        day=_now().date(), event_type=f.EventTypeFactory(), events=2, customers=1
+    ),
+    "reports.dailyorders": lambda: DailyOrders.objects.create(day=_now().date(), orders=1),
+    "reports.dailyanswers": lambda: DailyAnswers.objects.create(
+        day=_now().date(), survey=f.SurveyFactory(), answers=1
+    ),
+    "reports.dailydeliveries": lambda: DailyDeliveries.objects.create(
+        day=_now().date(), campaign=f.CampaignFactory(), sent=1
+    ),
+    "reports.cohortmonth": lambda: CohortMonth.objects.create(
+        cohort=_now().date().replace(day=1), offset=0, customers=1
+    ),
+    "reports.cohort": lambda: Cohort.objects.create(cohort=_now().date().replace(day=1)),
+    "reports.campaignoutcome": lambda: CampaignOutcome.objects.create(
+        campaign=f.CampaignFactory(), is_holdout=False, enrolled=3
+    ),
+    "reports.clvfit": _clv_fit,
+    "reports.customerprediction": lambda: CustomerPrediction.objects.create(
+        customer=f.CustomerFactory(), fit=_clv_fit(), p_alive=0.5, expected_purchases=1.2
+    ),
+    "reports.reportsubscription": lambda: ReportSubscription.objects.create(user=f.UserFactory()),
 }
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label_lower)
@@ -199,7 +239,7 @@ def test_admin_pages_render_for_the_administrator(client, superuser, model, mode
 
 
 def test_makers_cover_every_model_of_the_project():
-    project_apps = {"org", "customers", "experience", "journeys"}
+    project_apps = {"org", "customers", "experience", "journeys", "reports"}
     uncovered = [
         model._meta.label_lower
         for model, _admin in REGISTERED
