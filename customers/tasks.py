@@ -68,20 +68,12 @@ def ensure_segment_schedules() -> bool:
     """
     from django_q.models import Schedule
 
-    wanted = {
-        "func": "customers.tasks.refresh_stale_segments",
-        "schedule_type": Schedule.MINUTES,
-        "minutes": STALE_SEGMENTS_EVERY_MINUTES,
-        "repeats": -1,
-    }
-    schedule, created = Schedule.objects.get_or_create(
-        name=STALE_SEGMENTS_SCHEDULE, defaults=wanted
+    from config.schedules import schedule_ensure
+
+    return schedule_ensure(
+        STALE_SEGMENTS_SCHEDULE,
+        func="customers.tasks.refresh_stale_segments",
+        schedule_type=Schedule.MINUTES,
+        minutes=STALE_SEGMENTS_EVERY_MINUTES,
+        repeats=-1,
     )
-    if created:
-        return True
-    changed = [name for name, value in wanted.items() if getattr(schedule, name) != value]
-    for name in changed:
-        setattr(schedule, name, wanted[name])
-    if changed:
-        schedule.save(update_fields=changed)
-    return bool(changed)

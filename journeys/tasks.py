@@ -46,41 +46,25 @@ def reconcile() -> int:
     return deliveries_reconcile()
 
 
-def _ensure(name: str, wanted: dict) -> bool:
-    from django_q.models import Schedule
-
-    schedule, created = Schedule.objects.get_or_create(name=name, defaults=wanted)
-    if created:
-        return True
-    changed = [key for key, value in wanted.items() if getattr(schedule, key) != value]
-    for key in changed:
-        setattr(schedule, key, wanted[key])
-    if changed:
-        schedule.save(update_fields=changed)
-    return bool(changed)
-
-
 def ensure_campaign_schedules() -> bool:
     """Create (or correct) the q2 schedules: the tick every minute, reconcile every 15;
     idempotent. Returns True when a schedule row was created or changed."""
     from django_q.models import Schedule
 
-    tick = _ensure(
+    from config.schedules import schedule_ensure
+
+    tick = schedule_ensure(
         CAMPAIGN_TICK_SCHEDULE,
-        {
-            "func": "journeys.tasks.campaigns_tick",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
+        func="journeys.tasks.campaigns_tick",
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+        repeats=-1,
     )
-    reconciled = _ensure(
+    reconciled = schedule_ensure(
         RECONCILE_SCHEDULE,
-        {
-            "func": "journeys.tasks.reconcile",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": RECONCILE_EVERY_MINUTES,
-            "repeats": -1,
-        },
+        func="journeys.tasks.reconcile",
+        schedule_type=Schedule.MINUTES,
+        minutes=RECONCILE_EVERY_MINUTES,
+        repeats=-1,
     )
     return tick or reconciled

@@ -9,4 +9,6 @@ class ReportsConfig(AppConfig):
     verbose_name = _("④ Strategy")
 
     def ready(self) -> None:
-        from reports import pages  # noqa: F401  (registers the reports of the catalogue)
+        # The catalogue's reports; the CLV panel of the 360 page and the segment condition
+        # "prediction" (circle ① cannot import this app, so it registers into ①'s registries).
+        from reports import pages, panels, segment_conditions  # noqa: F401

@@ -111,6 +111,7 @@ COLUMNS: dict[type[Model], tuple[str, ...]] = {
         "event_id",
         "properties",
         "received_at",
+        "value_bits",
     ),
     Favorite: ("id", "customer", "product", "created_at"),
     SurveyResponse: ("id", "survey", "customer", "touchpoint", "score", "comment", "answered_at"),

@@ -1250,6 +1250,21 @@ DELIVERY_OUTCOMES = {
 HOLDOUT_CONVERSION = {"email": 0.012, "line": 0.025}
 PUSH_TOPICS = ("order_status", "back_in_stock", "care_tip")
 # Detected situations: (kind, source, confidence, detail).
+# Events in which a touchpoint delivers its experience values (``Event.value_bits``): a
+# purchase, a visit, a talk, a workshop, a review or a referral — not a page view or a click.
+VALUE_MOMENTS = frozenset(
+    {
+        "purchase",
+        "store_visit",
+        "call",
+        "meeting",
+        "event_attended",
+        "review_posted",
+        "referral",
+        "app_open",
+    }
+)
+
 LIFE_EVENTS: list[tuple[str, str, float, dict[str, str]]] = [
     ("marriage", "rule:wedding_gift_purchase", 0.7, {"signal": "wedding bouquet"}),
     ("moving", "rule:address_change", 0.95, {"from": "東京都", "to": "神奈川県"}),

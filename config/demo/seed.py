@@ -82,6 +82,22 @@ from journeys.models import (
     StaffTask,
     Stage,
 )
+from reports.cohorts import cohorts_refresh
+from reports.models import (
+    CampaignOutcome,
+    ClvFit,
+    Cohort,
+    CohortMonth,
+    CustomerPrediction,
+    DailyAnswers,
+    DailyDeliveries,
+    DailyEvents,
+    DailyOrders,
+    RollupState,
+)
+from reports.outcomes import campaign_outcomes_refresh
+from reports.predictions import predictions_refresh
+from reports.rollups import rollups_rebuild
 
 # --------------------------------------------------------------------------------------------
 # Public constants: the logins and the sizes
@@ -242,6 +258,20 @@ _ROOT_MODELS: tuple[type[Model], ...] = (
     Touchpoint,
     AttributeDefinition,
 )
+# Circle ④'s derived tables (rollups, cohorts, outcomes, predictions), children first: a
+# reset empties them, and seeding computes them again.
+_REPORT_TABLES: tuple[type[Model], ...] = (
+    CustomerPrediction,
+    ClvFit,
+    CampaignOutcome,
+    Cohort,
+    CohortMonth,
+    DailyDeliveries,
+    DailyAnswers,
+    DailyOrders,
+    DailyEvents,
+    RollupState,
+)
 
 
 def demo_data_reset() -> None:
@@ -255,6 +285,7 @@ def demo_data_reset() -> None:
             "refusing to delete them."
         )
     with transaction.atomic():
+        delete_all(_REPORT_TABLES)
         delete_all(_BULK_TABLES)
         for model in _ROOT_MODELS:
             _delete_in_batches(model)
@@ -321,6 +352,17 @@ def seed_demo(
         for segment in segments:
             segment_refresh(segment=segment)
             bar.update()
+    with _stage("Report rollups & predicted value", 4, progress) as bar:
+        # Reports read rollups and predictions: the demo opens with them computed rather
+        # than waiting for the worker's first schedules.
+        rollups_rebuild()
+        bar.update()
+        cohorts_refresh()
+        bar.update()
+        campaign_outcomes_refresh()
+        bar.update()
+        predictions_refresh(now=now)
+        bar.update()
     return SeedResult(counts=writer.counts, seconds=time.monotonic() - started)
 
 
@@ -387,6 +429,10 @@ def _create_catalogue(rng: random.Random, bar: tqdm, now: dt.datetime) -> Catalo
     return Catalogue(
         event_types=event_types,
         touchpoints={code: tp.pk for code, tp in touchpoints.items()},
+        touchpoint_value_bits={
+            code: ExperienceValue.bits_for(value_codes)
+            for code, _name, _channel, _kind, _owner, value_codes, _description in TOUCHPOINTS
+        },
         products=products,
         product_cum_weights=list(itertools.accumulate(weights)),
         products_by_category=by_category,

@@ -44,6 +44,7 @@ from config.demo.data import (
     PUSH_TOPICS,
     SEARCH_QUERIES,
     STORE_HOURS,
+    VALUE_MOMENTS,
 )
 from customers.models import (
     Consent,
@@ -113,6 +114,7 @@ class Catalogue:
 
     event_types: dict[str, int]
     touchpoints: dict[str, int]
+    touchpoint_value_bits: dict[str, int]  # code → ``Event.value_bits`` of its values
     products: list[tuple[int, str, int, str]]  # id, sku, price, category prefix
     product_cum_weights: list[float]
     products_by_category: dict[str, list[int]]  # prefix → indexes into ``products``
@@ -452,6 +454,7 @@ class CompanySimulator:
                 f"ev-{pk:010d}",
                 self._json(props),
                 stamp,
+                self.cat.touchpoint_value_bits[touchpoint] if event_type in VALUE_MOMENTS else 0,
             )
         )
         stats = self._stats_of(customer_id)

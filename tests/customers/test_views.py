@@ -362,8 +362,9 @@ def test_profile_page_query_count_does_not_grow_with_events(
     # session, user, customer + metrics, the viewer's departments, 5 timeline sources (one
     # page each), user and group permissions, identities, dates, segments, merges, consents,
     # life situations, audit insert, header memberships, departments of the filter; panels of
-    # circle ②: cart and favourites (2), survey answers and open invitations (2)
-    with django_assert_num_queries(24):
+    # circle ②: cart and favourites (2), survey answers and open invitations (2); circle ④:
+    # predicted value (1)
+    with django_assert_num_queries(25):
         response = client.get(detail_url(hanako))
 
     assert response.content.decode().count('class="timeline-entry"') == 50

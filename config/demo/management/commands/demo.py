@@ -23,6 +23,7 @@ from config.demo.stack import run_stack
 from customers.models import Customer
 from customers.tasks import ensure_segment_schedules
 from journeys.tasks import ensure_campaign_schedules
+from reports.tasks import ensure_report_schedules
 
 EXAMPLE_BATCH = {
     "events": [
@@ -67,6 +68,7 @@ class Command(BaseCommand):
         ensure_demo_api_token()
         ensure_segment_schedules()
         ensure_campaign_schedules()
+        ensure_report_schedules()
         # The children (web server, task worker) read these: demo mail stays on this machine.
         os.environ.update(
             demo_environment(

@@ -1,0 +1,91 @@
+"""One cell of the RFM grid: its customers (masked as in the customer list) and
+"save as segment", which creates a dynamic segment whose rules reproduce the cell."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from config.org.models import Department, Role
+from config.org.selectors import departments_where, get_visible_or_404
+from customers.models import Segment
+from customers.segments import segment_create
+from customers.selectors import can_view_pii
+from reports.selectors.rfm import SCORES, rfm_cell_customers, rfm_cell_rules
+
+PAGE_SIZE = 50
+
+
+class SaveCellForm(forms.Form):
+    """The owner of the new segment: one of the departments where the user is an editor."""
+
+    owner_department = forms.ModelChoiceField(
+        label=_("Owner department"), queryset=Department.objects.none()
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = departments_where(user, Role.EDITOR).order_by("name")
+        self.fields["owner_department"].queryset = choices
+        if len(choices) == 1:
+            self.fields["owner_department"].initial = choices[0].pk
+
+
+def rfm_cell(request: HttpRequest, recency: int, frequency: int) -> HttpResponse:
+    """GET: the cell's customers, paginated. POST: save the cell as a segment (editors)."""
+    if recency not in SCORES or frequency not in SCORES:
+        raise Http404
+    segment = None
+    if request.GET.get("segment"):
+        if not request.GET["segment"].isdigit():
+            raise Http404
+        segment = get_visible_or_404(Segment.objects.all(), request.user, pk=request.GET["segment"])
+    segment_id = segment.pk if segment else None
+    user = request.user
+    can_save = user.is_superuser or bool(user.department_ids_with_role(Role.EDITOR))
+    status = 200
+    form = SaveCellForm(user=user)
+    if request.method == "POST":
+        if not can_save:
+            raise PermissionDenied
+        form = SaveCellForm(request.POST, user=user)
+        if form.is_valid():
+            name = gettext("RFM R%(recency)s F%(frequency)s") % {
+                "recency": recency,
+                "frequency": frequency,
+            }
+            if segment is not None:
+                name = gettext("%(name)s in %(segment)s") % {"name": name, "segment": segment.name}
+            created = segment_create(
+                name=name,
+                rules=rfm_cell_rules(recency, frequency, segment_id=segment_id),
+                owner_department=form.cleaned_data["owner_department"],
+                by=user,
+                description=gettext("Saved from the RFM grid of the customers report."),
+            )
+            return redirect("customers:segment_detail", pk=created.pk)
+        status = 400
+    customers = rfm_cell_customers(recency=recency, frequency=frequency, segment_id=segment_id)
+    page_obj = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "reports/rfm_cell.html",
+        {
+            "active_circle": "strategy",
+            "recency": recency,
+            "frequency": frequency,
+            "segment": segment,
+            "page_obj": page_obj,
+            "filters": urlencode({"segment": segment_id}) if segment_id else "",
+            "show_names": can_view_pii(user),
+            "can_save": can_save,
+            "form": form,
+        },
+        status=status,
+    )
