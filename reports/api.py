@@ -112,6 +112,7 @@ def report_detail(request: Request, slug: str) -> Response:
             "slug": spec.slug,
             "title": str(spec.title),
             "filters": filters.as_dict(),
-            "blocks": [block_json(block) for block in blocks],
+            # Blocks without numbers (the overview's subscribe button) are page furniture.
+            "blocks": [block_json(block) for block in blocks if block.metrics or block.table],
         }
     )

@@ -134,6 +134,16 @@ class Metric:
     previous: int | float | Decimal | None = None
     hint: str | Promise = ""
 
+    @classmethod
+    def compared(
+        cls, key: str, label, current, before, *, attr: str = "", unit: str = "count", hint=""
+    ) -> Metric:
+        """The metric read from attribute ``attr`` (default: ``key``) of the figures of the
+        period (``current``) and of the comparison period (``before``, or None)."""
+        attr = attr or key
+        previous = getattr(before, attr) if before is not None else None
+        return cls(key, label, getattr(current, attr), unit=unit, previous=previous, hint=hint)
+
     @property
     def change(self) -> float | None:
         """``value − previous`` (points for percentages and scores), when both exist."""

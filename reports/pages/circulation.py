@@ -30,25 +30,16 @@ def _walls_block(data: Circulation) -> Block:
             "Rule trees are read as they are now."
         ),
         metrics=[
-            Metric(
+            Metric.compared(
                 "walls_down_rate",
                 _("Using another department's data"),
-                now.rate,
+                now,
+                before,
+                attr="rate",
                 unit="ratio",
-                previous=before.rate if before is not None else None,
             ),
-            Metric(
-                "crossing",
-                _("Segments and campaigns crossing a wall"),
-                now.crossing,
-                previous=before.crossing if before is not None else None,
-            ),
-            Metric(
-                "total",
-                _("Segments and campaigns"),
-                now.total,
-                previous=before.total if before is not None else None,
-            ),
+            Metric.compared("crossing", _("Segments and campaigns crossing a wall"), now, before),
+            Metric.compared("total", _("Segments and campaigns"), now, before),
         ],
     )
 

@@ -216,38 +216,26 @@ def _empathy_blocks(feeling: Empathy, before: Empathy | None, segment: bool) -> 
                 "promoters among reached people against the holdout."
             ),
             metrics=[
-                Metric(
-                    "comments",
-                    _("NPS comments"),
-                    feeling.comments,
-                    previous=before.comments if before else None,
-                ),
-                Metric(
-                    "advocacy_events",
-                    _("Advocacy events"),
-                    feeling.advocacy_events,
-                    previous=before.advocacy_events if before else None,
-                ),
-                Metric(
+                Metric.compared("comments", _("NPS comments"), feeling, before),
+                Metric.compared("advocacy_events", _("Advocacy events"), feeling, before),
+                Metric.compared(
                     "promoters_reached",
                     _("Promoters, reached"),
-                    feeling.promoter_share_reached,
+                    feeling,
+                    before,
+                    attr="promoter_share_reached",
                     unit="ratio",
-                    previous=before.promoter_share_reached if before else None,
                 ),
-                Metric(
+                Metric.compared(
                     "promoters_holdout",
                     _("Promoters, holdout"),
-                    feeling.promoter_share_holdout,
+                    feeling,
+                    before,
+                    attr="promoter_share_holdout",
                     unit="ratio",
-                    previous=before.promoter_share_holdout if before else None,
                 ),
-                Metric(
-                    "promoter_shift",
-                    _("Loyalty shift"),
-                    feeling.promoter_shift,
-                    unit="ratio",
-                    previous=before.promoter_shift if before else None,
+                Metric.compared(
+                    "promoter_shift", _("Loyalty shift"), feeling, before, unit="ratio"
                 ),
             ],
             table=Table(

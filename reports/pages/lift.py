@@ -75,7 +75,9 @@ COLUMNS = [
     Column("conversion_treated", _("Conversion, treated"), "ratio"),
     Column("conversion_holdout", _("Conversion, holdout"), "ratio"),
     Column("conversion_lift", _("Conversion lift (pt)"), "ratio"),
+    # xgettext:no-python-format
     Column("conversion_low", _("95% interval, low"), "ratio"),
+    # xgettext:no-python-format
     Column("conversion_high", _("95% interval, high"), "ratio"),
     Column("verdict", _("Verdict")),
     Column("purchase_treated", _("Bought in window, treated"), "ratio"),
@@ -84,7 +86,9 @@ COLUMNS = [
     Column("repeat_treated", _("Repeat purchase, treated"), "ratio"),
     Column("repeat_holdout", _("Repeat purchase, holdout"), "ratio"),
     Column("repeat_lift", _("Repeat lift (pt)"), "ratio"),
+    # xgettext:no-python-format
     Column("repeat_low", _("Repeat 95% low"), "ratio"),
+    # xgettext:no-python-format
     Column("repeat_high", _("Repeat 95% high"), "ratio"),
     Column("revenue_treated", _("Revenue per person, treated"), "yen"),
     Column("revenue_holdout", _("Revenue per person, holdout"), "yen"),
@@ -112,6 +116,7 @@ def _metrics(summary: LiftSummary, previous: LiftSummary | None) -> list[Metric]
             _("Significant positive lift"),
             summary.significant_positive,
             previous=before("significant_positive"),
+            # xgettext:no-python-format
             hint=_("95% interval above zero"),
         ),
         Metric(
@@ -173,7 +178,7 @@ register_report(
         title=_("Campaign lift"),
         summary=_(
             "Treatment against holdout per campaign: conversion, repeat purchase, revenue "
-            "per person and NPS, with 95% intervals."
+            "per person and NPS, with confidence intervals at 95%."
         ),
         build=build,
         filters=("period", "compare", "department", "channel"),

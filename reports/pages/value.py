@@ -39,32 +39,15 @@ def _headline_block(data: ValueReport) -> Block:
             "comparison period's cohorts."
         ),
         metrics=[
-            Metric(
-                "customers",
-                _("New customers"),
-                now.customers,
-                previous=before.customers if before else None,
-            ),
-            Metric(
-                "f2_rate",
-                _("F2 repeat rate"),
-                now.f2_rate,
-                unit="ratio",
-                previous=before.f2_rate if before else None,
-            ),
-            Metric(
-                "f2_rate_90d",
-                _("F2 within 90 days"),
-                now.f2_rate_90d,
-                unit="ratio",
-                previous=before.f2_rate_90d if before else None,
-            ),
-            Metric(
+            Metric.compared("customers", _("New customers"), now, before),
+            Metric.compared("f2_rate", _("F2 repeat rate"), now, before, unit="ratio"),
+            Metric.compared("f2_rate_90d", _("F2 within 90 days"), now, before, unit="ratio"),
+            Metric.compared(
                 "ltv_12",
                 _("12-month LTV"),
-                now.ltv_12,
+                now,
+                before,
                 unit="yen",
-                previous=before.ltv_12 if before else None,
                 hint=_("Cohorts younger than 12 months count the months so far."),
             ),
         ],

@@ -22,6 +22,8 @@ PAGES = (
     reverse("experience:index"),
     reverse("journeys:index"),
     reverse("reports:index"),
+    reverse("reports:report", args=["overview"]),
+    reverse("reports:report", args=["nps"]),
     reverse("api-docs"),
 )
 
