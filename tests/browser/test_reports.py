@@ -68,7 +68,7 @@ def test_a_filter_change_redraws_the_figure_and_the_csv_follows_the_filters(page
     )
 
     block = chart.locator("xpath=ancestor::section[1]")
-    header = [cell.strip() for cell in block.locator("thead th").all_inner_texts()]
+    header = [cell.strip() for cell in block.locator("thead th").all_text_contents()]
     with page.expect_download() as download_info:
         block.locator("a", has_text="CSV").click()
     download = download_info.value
