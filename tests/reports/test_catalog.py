@@ -225,3 +225,42 @@ def test_a_staff_member_without_a_department_gets_no_report_from_the_api(api, sa
     api.force_authenticate(UserFactory())
 
     assert api.get(reverse("api-report", args=["sample"])).status_code == 403
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("slug", [spec.slug for spec in catalog.report_specs()])
+def test_every_report_opens_on_an_empty_database(client, api, crm_viewer, slug):
+    """A new company has no data yet: every report still opens, with every filter set."""
+    client.force_login(crm_viewer)
+    api.force_authenticate(crm_viewer)
+    query = {"start": "2026-01-01", "end": "2026-03-31", "compare": "year"}
+
+    page = client.get(reverse("reports:report", args=[slug]), query)
+    answer = api.get(reverse("api-report", args=[slug]), query)
+
+    assert page.status_code == 200
+    assert answer.status_code == 200
+    assert answer.json()["filters"]["compare_start"] == "2025-01-01"
+
+
+def test_the_catalogue_holds_the_eight_reports_in_order():
+    assert [spec.slug for spec in catalog.report_specs()] == [
+        "overview",
+        "cx-value",
+        "nps",
+        "customers",
+        "value",
+        "lift",
+        "clv",
+        "circulation",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_strategy_page_links_every_report(client, crm_viewer):
+    client.force_login(crm_viewer)
+
+    page = client.get(reverse("reports:index"))
+
+    for spec in catalog.report_specs():
+        assert f'href="{reverse("reports:report", args=[spec.slug])}"' in page.text
