@@ -14,18 +14,22 @@ DORMANT_COLOUR = "#d29a2b"
 
 
 def rfm_heatmap_figure(
-    counts: Sequence[Sequence[int]], revenue: Sequence[Sequence[float]], scores: Sequence[int]
+    counts: Sequence[Sequence[int]],
+    revenue: Sequence[Sequence[float]],
+    recency_scores: Sequence[int],
+    frequency_scores: Sequence[int],
 ) -> go.Figure:
-    """Customers per cell; rows are recency scores and columns frequency scores, both in
-    ``scores`` order (``counts[i][j]`` = recency ``scores[i]``, frequency ``scores[j]``)."""
-    if len(counts) != len(scores) or any(len(row) != len(scores) for row in counts):
-        raise ValueError("counts must be a square grid with one row and column per score")
-    labels = [str(score) for score in scores]
+    """Customers per cell: ``counts[i][j]`` is recency ``recency_scores[i]`` and frequency
+    ``frequency_scores[j]``; the first row is drawn at the bottom."""
+    if len(counts) != len(recency_scores) or any(
+        len(row) != len(frequency_scores) for row in counts
+    ):
+        raise ValueError("counts must have one row per recency and one column per frequency")
     figure = go.Figure(
         go.Heatmap(
             z=[list(row) for row in counts],
-            x=labels,
-            y=labels,
+            x=[str(score) for score in frequency_scores],
+            y=[str(score) for score in recency_scores],
             customdata=[list(row) for row in revenue],
             colorscale="Purples",
             text=[[f"{value:,}" for value in row] for row in counts],

@@ -65,9 +65,10 @@ def _grid_block(user, filters) -> Block:
             Metric("revenue", _("Lifetime revenue"), grid.revenue, "yen"),
         ],
         figure=rfm_charts.rfm_heatmap_figure(
-            [[grid.cell(r, f).customers for f in SCORES] for r in ordered],
-            [[float(grid.cell(r, f).revenue) for f in SCORES] for r in ordered],
-            ordered,
+            [[grid.cell(r, f).customers for f in SCORES] for r in SCORES],
+            [[float(grid.cell(r, f).revenue) for f in SCORES] for r in SCORES],
+            SCORES,
+            SCORES,
         )
         if grid.customers
         else None,

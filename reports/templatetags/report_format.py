@@ -29,7 +29,7 @@ def report_value(value, kind: str = "count") -> str:
     if kind == "score":
         return floatformat(value, 1)
     if kind == "float":
-        return floatformat(value, 2)
+        return floatformat(value, "2g")
     return str(value)
 
 

@@ -332,10 +332,13 @@ def test_the_page_renders_for_a_viewer_and_anonymous_is_sent_to_login(client, cr
 
 
 def test_chart_builders():
-    figure = rfm_heatmap_figure([[1, 2], [3, 4]], [[10.0, 20.0], [30.0, 40.0]], [2, 1])
+    figure = rfm_heatmap_figure([[1, 2], [3, 4]], [[10.0, 20.0], [30.0, 40.0]], [1, 2], [5, 4])
     assert figure.data[0].type == "heatmap"
     assert [list(row) for row in figure.data[0].z] == [[1, 2], [3, 4]]
-    with pytest.raises(ValueError, match="square grid"):
-        rfm_heatmap_figure([[1, 2]], [[1.0, 2.0]], [1, 2])
+    # z[i][j] is recency y[i] and frequency x[j]: R2 F5 holds 3 customers
+    assert list(figure.data[0].y) == ["1", "2"]
+    assert list(figure.data[0].x) == ["5", "4"]
+    with pytest.raises(ValueError, match="one row per recency"):
+        rfm_heatmap_figure([[1, 2]], [[1.0, 2.0]], [1, 2], [1, 2])
     bars = dormancy_figure([dt.date(2024, 1, 1)], [10.0], [20.0])
     assert [trace.type for trace in bars.data] == ["bar", "bar"]
