@@ -21,6 +21,8 @@ import plotly.graph_objects as go
 from django.utils import timezone
 from django.utils.functional import Promise
 
+from reports.rollups import day_bounds
+
 FILTER_NAMES = ("period", "compare", "department", "segment", "channel", "persona")
 
 
@@ -45,12 +47,9 @@ class Period:
         return Period(_year_before(self.start), _year_before(self.end))
 
     def bounds(self) -> tuple[dt.datetime, dt.datetime]:
-        """Aware datetimes ``[start, end)`` in the current time zone, for raw-row filters."""
-        tz = timezone.get_current_timezone()
-        return (
-            dt.datetime.combine(self.start, dt.time.min, tzinfo=tz),
-            dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
-        )
+        """Aware datetimes ``[start, end + 1 day)`` in the current time zone, for raw-row
+        filters."""
+        return day_bounds(self.start, self.end)
 
     def __str__(self) -> str:
         return f"{self.start:%Y-%m-%d}–{self.end:%Y-%m-%d}"

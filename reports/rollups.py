@@ -60,6 +60,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from experience.models import Event, Order, Survey, SurveyResponse
+from experience.nps import DETRACTOR_MAX, PROMOTER_MIN
 from journeys.models import Delivery
 from reports.models import DailyAnswers, DailyDeliveries, DailyEvents, DailyOrders, RollupState
 
@@ -200,9 +201,9 @@ def _answer_rows(lo: dt.datetime, hi: dt.datetime) -> QuerySet:
             answers=Count("pk"),
             scored=Count("score"),
             score_sum=Coalesce(Sum("score"), 0),
-            promoters=Count("pk", filter=nps & Q(score__gte=9)),
-            passives=Count("pk", filter=nps & Q(score__gte=7, score__lte=8)),
-            detractors=Count("pk", filter=nps & Q(score__lte=6)),
+            promoters=Count("pk", filter=nps & Q(score__gte=PROMOTER_MIN)),
+            passives=Count("pk", filter=nps & Q(score__gt=DETRACTOR_MAX, score__lt=PROMOTER_MIN)),
+            detractors=Count("pk", filter=nps & Q(score__lte=DETRACTOR_MAX)),
             comments=Count("pk", filter=~Q(comment="")),
         )
         .order_by()

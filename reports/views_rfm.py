@@ -9,15 +9,14 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from config.org.models import Department, Role
 from config.org.selectors import departments_where, get_visible_or_404
 from customers.models import Segment
-from customers.segments import segment_create
 from customers.selectors import can_view_pii
-from reports.selectors.rfm import SCORES, rfm_cell_customers, rfm_cell_rules
+from reports.selectors.rfm import SCORES, rfm_cell_customers
+from reports.services import rfm_cell_segment_create
 
 PAGE_SIZE = 50
 
@@ -56,18 +55,12 @@ def rfm_cell(request: HttpRequest, recency: int, frequency: int) -> HttpResponse
             raise PermissionDenied
         form = SaveCellForm(request.POST, user=user)
         if form.is_valid():
-            name = gettext("RFM R%(recency)s F%(frequency)s") % {
-                "recency": recency,
-                "frequency": frequency,
-            }
-            if segment is not None:
-                name = gettext("%(name)s in %(segment)s") % {"name": name, "segment": segment.name}
-            created = segment_create(
-                name=name,
-                rules=rfm_cell_rules(recency, frequency, segment_id=segment_id),
+            created = rfm_cell_segment_create(
+                recency=recency,
+                frequency=frequency,
+                within=segment,
                 owner_department=form.cleaned_data["owner_department"],
                 by=user,
-                description=gettext("Saved from the RFM grid of the customers report."),
             )
             return redirect("customers:segment_detail", pk=created.pk)
         status = 400

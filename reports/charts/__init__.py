@@ -10,6 +10,20 @@ from django.utils.translation import gettext as _
 
 STRATEGY_COLOUR = "#4f3a7a"
 PLATFORM_COLOUR = "#1f5b8a"
+HOUSE_LAYOUT = {
+    "margin": {"l": 56, "r": 64, "t": 24, "b": 48},
+    "legend": {"orientation": "h", "y": -0.2},
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"family": "system-ui, sans-serif", "color": "#373c44"},
+}
+
+
+def report_layout(figure: go.Figure, **layout) -> go.Figure:
+    """The layout every report figure shares (margins, legend below, transparent, house
+    font); keyword arguments add to it or replace its parts."""
+    figure.update_layout(**{**HOUSE_LAYOUT, **layout})
+    return figure
 
 
 def monthly_orders_figure(
@@ -40,10 +54,10 @@ def monthly_orders_figure(
             hovertemplate="%{x}: ¥%{y:,}<extra></extra>",
         )
     )
-    figure.update_layout(
+    return report_layout(
+        figure,
         margin={"l": 56, "r": 72, "t": 24, "b": 48},
         height=360,
-        legend={"orientation": "h", "y": -0.2},
         xaxis={"type": "category"},
         yaxis={"title": {"text": _("Orders")}, "rangemode": "tozero", "tickformat": ",d"},
         yaxis2={
@@ -55,8 +69,4 @@ def monthly_orders_figure(
             "tickprefix": "¥",
             "showgrid": False,
         },
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"family": "system-ui, sans-serif", "color": "#373c44"},
     )
-    return figure

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR
-from reports.charts.nps import PASSIVE_COLOUR, report_layout
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
+from reports.charts.nps import PASSIVE_COLOUR
 
 
 def holdout_figure(

@@ -8,14 +8,11 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
+from reports.charts import report_layout
+
 # One colour per experience value, in taxonomy order (deal, convenience, fun, reassurance,
 # empathy).
 VALUE_COLOURS = ("#c4572a", "#1f5b8a", "#d49a1c", "#3a7a4f", "#4f3a7a")
-LAYOUT = {
-    "paper_bgcolor": "rgba(0,0,0,0)",
-    "plot_bgcolor": "rgba(0,0,0,0)",
-    "font": {"family": "system-ui, sans-serif", "color": "#373c44"},
-}
 
 
 def value_heatmap(
@@ -50,14 +47,13 @@ def value_heatmap(
             ygap=2,
         )
     )
-    figure.update_layout(
+    return report_layout(
+        figure,
         margin={"l": 170, "r": 16, "t": 16, "b": 96},
         height=360,
         xaxis={"type": "category", "tickangle": -30},
         yaxis={"type": "category", "autorange": "reversed"},
-        **LAYOUT,
     )
-    return figure
 
 
 def value_trend(
@@ -98,7 +94,8 @@ def value_trend(
                     hovertemplate="%{x}: %{y:,}<extra>" + label + "</extra>",
                 )
             )
-    figure.update_layout(
+    return report_layout(
+        figure,
         margin={"l": 56, "r": 64, "t": 16, "b": 48},
         height=380,
         legend={"orientation": "h", "y": -0.2},
@@ -111,6 +108,4 @@ def value_trend(
             "rangemode": "tozero",
             "showgrid": False,
         },
-        **LAYOUT,
     )
-    return figure

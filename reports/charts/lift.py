@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
 
 NEUTRAL_COLOUR = "#8a8f98"
 
@@ -56,14 +56,11 @@ def lift_figure(
         )
     figure.add_vline(x=0, line={"color": "#373c44", "width": 1, "dash": "dot"})
     rows = max((len(points) for points in (conversion, purchase, repeat)), default=0)
-    figure.update_layout(
+    return report_layout(
+        figure,
         margin={"l": 220, "r": 24, "t": 24, "b": 56},
         height=max(240, 60 + 48 * rows),
         legend={"orientation": "h", "y": -0.25},
         xaxis={"title": {"text": _("Treatment − holdout (percentage points)")}, "zeroline": False},
         yaxis={"type": "category", "autorange": "reversed"},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"family": "system-ui, sans-serif", "color": "#373c44"},
     )
-    return figure

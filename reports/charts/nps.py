@@ -8,24 +8,11 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import STRATEGY_COLOUR
+from reports.charts import STRATEGY_COLOUR, report_layout
 
 PROMOTER_COLOUR = "#2e7d4f"
 PASSIVE_COLOUR = "#b8bcc4"
 DETRACTOR_COLOUR = "#b3412f"
-
-
-def report_layout(figure: go.Figure, **layout) -> go.Figure:
-    """The layout every report figure shares: margins, legend below, transparent, house font."""
-    figure.update_layout(
-        margin={"l": 56, "r": 64, "t": 24, "b": 48},
-        legend={"orientation": "h", "y": -0.2},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"family": "system-ui, sans-serif", "color": "#373c44"},
-        **layout,
-    )
-    return figure
 
 
 def trend_figure(

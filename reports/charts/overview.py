@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 from plotly.subplots import make_subplots
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
 
 IN_COLOURS = ("#2a7f62", "#5fae8f", "#a3d4bf")
 OUT_COLOURS = (PLATFORM_COLOUR, "#6c9bc2")
@@ -52,13 +52,13 @@ def loop_figure(
                 row=row,
                 col=1,
             )
-    figure.update_layout(
+    return report_layout(
+        figure,
         height=560,
         margin={"l": 50, "r": 20, "t": 40, "b": 40},
         legend={"orientation": "h", "y": -0.08},
         hovermode="x unified",
     )
-    return figure
 
 
 def circulation_figure(
@@ -83,10 +83,10 @@ def circulation_figure(
             showscale=False,
         )
     )
-    figure.update_layout(
+    return report_layout(
+        figure,
         height=120 + 50 * max(len(users), 1),
         margin={"l": 160, "r": 20, "t": 20, "b": 80},
         xaxis={"title": {"text": _("Data owned by")}, "side": "bottom"},
         yaxis={"title": {"text": _("Used by")}, "autorange": "reversed"},
     )
-    return figure

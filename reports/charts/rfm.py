@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts.nps import DETRACTOR_COLOUR, report_layout
+from reports.charts import report_layout
+from reports.charts.nps import DETRACTOR_COLOUR
 
 DORMANT_COLOUR = "#d29a2b"
 

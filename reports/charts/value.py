@@ -7,22 +7,9 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
 
-FONT = {"family": "system-ui, sans-serif", "color": "#373c44"}
-
-
-def _layout(figure: go.Figure, **extra) -> go.Figure:
-    layout = {
-        "margin": {"l": 64, "r": 24, "t": 24, "b": 56},
-        "height": 360,
-        "legend": {"orientation": "h", "y": -0.2},
-        "paper_bgcolor": "rgba(0,0,0,0)",
-        "plot_bgcolor": "rgba(0,0,0,0)",
-        "font": FONT,
-    }
-    figure.update_layout(**{**layout, **extra})
-    return figure
+VALUE_MARGIN = {"l": 64, "r": 24, "t": 24, "b": 56}
 
 
 def ltv_figure(curves: Mapping[str, Sequence[tuple[int, int]]]) -> go.Figure:
@@ -39,8 +26,10 @@ def ltv_figure(curves: Mapping[str, Sequence[tuple[int, int]]]) -> go.Figure:
                 hovertemplate="%{x}: ¥%{y:,}<extra>" + label + "</extra>",
             )
         )
-    return _layout(
+    return report_layout(
         figure,
+        margin=VALUE_MARGIN,
+        height=360,
         xaxis={"title": {"text": _("Months since first order")}, "dtick": 1, "rangemode": "tozero"},
         yaxis={
             "title": {"text": _("Revenue per customer (¥)")},
@@ -76,8 +65,10 @@ def f2_figure(
             hovertemplate="%{x}: %{y:.1%}<extra></extra>",
         )
     )
-    return _layout(
+    return report_layout(
         figure,
+        margin=VALUE_MARGIN,
+        height=360,
         barmode="group",
         xaxis={"type": "category", "title": {"text": _("Month of first purchase")}},
         yaxis={"title": {"text": _("F2 repeat rate")}, "rangemode": "tozero", "tickformat": ".0%"},
@@ -104,8 +95,9 @@ def retention_figure(
             hovertemplate=_("Cohort %{y}, month %{x}: %{z:.1%}") + "<extra></extra>",
         )
     )
-    return _layout(
+    return report_layout(
         figure,
+        margin=VALUE_MARGIN,
         height=max(280, 40 + 22 * len(cohorts)),
         xaxis={"title": {"text": _("Months since first order")}, "dtick": 1, "side": "top"},
         yaxis={"type": "category", "autorange": "reversed", "title": {"text": _("Cohort")}},

@@ -187,6 +187,21 @@ def _grouped(
     return [queryset.aggregate(**aggregates)]
 
 
+def _loop_rows(department_id: int | None, period, *, by_day: bool):
+    """Every source's grouped rows over ``period``, each with whether it has departments."""
+    for queryset, department_field, day_field, aggregates in _sources(department_id):
+        for row in _grouped(
+            queryset,
+            department_field,
+            day_field,
+            aggregates,
+            period,
+            department_id=department_id,
+            by_day=by_day,
+        ):
+            yield bool(department_field), row
+
+
 def loop_overview(*, user, filters: ReportFilters, with_days: bool = True) -> LoopOverview:
     """The loop over ``filters.period`` (totals, per day, per department) and the totals of
     ``filters.compare``; ``filters.department`` restricts every department-owned figure."""
@@ -197,38 +212,20 @@ def loop_overview(*, user, filters: ReportFilters, with_days: bool = True) -> Lo
         for offset in range(filters.period.days)
     }
     per_department: dict[int | None, LoopTotals] = defaultdict(LoopTotals)
-    for queryset, department_field, day_field, aggregates in _sources(department_id):
-        for row in _grouped(
-            queryset,
-            department_field,
-            day_field,
-            aggregates,
-            filters.period,
-            department_id=department_id,
-            by_day=with_days,
-        ):
-            day = row.pop("d", None)
-            department = row.pop("dept", NO_DEPARTMENT)
-            totals.add(**row)
-            if day is not None and day in per_day:
-                per_day[day].add(**row)
-            if department_field:
-                per_department[department].add(**row)
+    for by_department, row in _loop_rows(department_id, filters.period, by_day=with_days):
+        day = row.pop("d", None)
+        department = row.pop("dept", NO_DEPARTMENT)
+        totals.add(**row)
+        if day is not None and day in per_day:
+            per_day[day].add(**row)
+        if by_department:
+            per_department[department].add(**row)
     previous = None
     if filters.compare is not None:
         previous = LoopTotals()
-        for queryset, department_field, day_field, aggregates in _sources(department_id):
-            for row in _grouped(
-                queryset,
-                department_field,
-                day_field,
-                aggregates,
-                filters.compare,
-                department_id=department_id,
-                by_day=False,
-            ):
-                row.pop("dept", None)
-                previous.add(**row)
+        for _by_department, row in _loop_rows(department_id, filters.compare, by_day=False):
+            row.pop("dept", None)
+            previous.add(**row)
     return LoopOverview(
         period=filters.period,
         totals=totals,
