@@ -22,8 +22,8 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check --quiet -e ".[dev]"
+$(INSTALLED): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -c requirements.lock -e ".[dev]"
 	touch $@
 
 demo: $(INSTALLED)

@@ -38,6 +38,10 @@ if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
         "(the development key is public)."
     )
 
+# Key of the hashes that keep erased people's identifiers suppressed (customers/privacy.py).
+# Set it apart from SECRET_KEY in production: rotating SECRET_KEY must not unsuppress anyone.
+PII_HASH_KEY = os.environ.get("PII_HASH_KEY", SECRET_KEY)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 
 # The address customers reach (links in messages sent outside a request), and the name

@@ -12,6 +12,7 @@ from customers.models import (
     Customer,
     CustomerMerge,
     CustomerMetrics,
+    ErasedIdentifier,
     Identity,
     ImportantDate,
     ImportJob,
@@ -167,6 +168,16 @@ class CustomerMetricsAdmin(ReadOnlyAdmin):
         "last_nps",
     ]
     list_select_related = ["customer"]
+    show_full_result_count = False
+
+
+@admin.register(ErasedIdentifier)
+class ErasedIdentifierAdmin(ReadOnlyAdmin):
+    """Hashes of erased people's identifiers; they keep those people suppressed."""
+
+    list_display = ["kind", "digest", "erased_at"]
+    list_filter = ["kind"]
+    search_fields = ["=digest"]
     show_full_result_count = False
 
 

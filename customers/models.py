@@ -77,6 +77,12 @@ class Customer(models.Model):
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    erased_at = models.DateTimeField(
+        _("erased"),
+        null=True,
+        blank=True,
+        help_text=_("Set when the person's data was erased on request; aggregates stay."),
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -135,6 +141,29 @@ class Identity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.value}"
+
+
+class ErasedIdentifier(models.Model):
+    """A keyed hash of an identifier of an erased person, so the person stays suppressed.
+
+    The clear value is gone; ``digest`` is ``customers.privacy.identifier_digest(kind,
+    normalised value)`` (HMAC-SHA256 with ``settings.PII_HASH_KEY``), which a sender can
+    compute for an address and look up without anyone being able to read it back.
+    """
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Identity.Kind.choices)
+    digest = models.CharField(_("digest"), max_length=64)
+    erased_at = models.DateTimeField(_("erased"), auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "digest"], name="uniq_erased_identifier"),
+        ]
+        verbose_name = _("erased identifier")
+        verbose_name_plural = _("erased identifiers")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.digest[:12]}…"
 
 
 class Channel(models.TextChoices):
@@ -247,6 +276,15 @@ class AttributeDefinition(DepartmentOwned):
     choices = models.JSONField(_("choices"), default=list, blank=True)
     purpose = models.CharField(_("purpose of use"), max_length=200, blank=True)
     is_pii = models.BooleanField(_("personal data"), default=False)
+    retention_days = models.PositiveIntegerField(
+        _("keep for (days)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Remove a person's value this many days after their last activity; "
+            "blank keeps it until the person is erased."
+        ),
+    )
 
     class Meta:
         ordering = ["key"]

@@ -6,10 +6,23 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.utils import translation
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from config.org.models import Department, Role
 from tests.factories import DepartmentFactory, UserFactory
+
+# Property tests: no example database in the work tree, no per-example deadline (a database
+# round trip is not a performance test); each test sets its own ``max_examples``.
+hypothesis_settings.register_profile(
+    "customer-circle",
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("customer-circle")
 
 
 @pytest.fixture(autouse=True)

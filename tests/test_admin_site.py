@@ -10,6 +10,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from config.org.models import LoginSession
 from config.org.services import audit_record, share_grant
 from customers.models import (
     AttributeDefinition,
@@ -17,6 +18,7 @@ from customers.models import (
     Customer,
     CustomerMerge,
     CustomerMetrics,
+    ErasedIdentifier,
     Identity,
     ImportantDate,
     ImportJob,
@@ -83,9 +85,15 @@ MAKERS = {
     ),
     "org.auditlog": lambda: audit_record(actor=None, action="test.made"),
     "org.apitoken": lambda: f.ApiTokenFactory(),
+    "org.loginsession": lambda: LoginSession.objects.create(
+        user=f.UserFactory(), session_key="k" * 32
+    ),
     "auth.group": lambda: Group.objects.create(name="Store staff"),
     "customers.customer": lambda: f.IdentityFactory().customer,
     "customers.identity": lambda: f.IdentityFactory(),
+    "customers.erasedidentifier": lambda: ErasedIdentifier.objects.create(
+        kind="email", digest="0" * 64
+    ),
     "customers.consent": lambda: f.ConsentFactory(),
     "customers.consentchange": lambda: ConsentChange.objects.create(
         consent=f.ConsentFactory(), status="granted", source="test", changed_at=_now()

@@ -16,6 +16,7 @@ from config.org.models import (
     ApiToken,
     AuditLog,
     Department,
+    LoginSession,
     Membership,
     Role,
     Share,
@@ -181,6 +182,16 @@ class AuditLogAdmin(ReadOnlyAdmin):
     list_select_related = ["actor", "department", "target_type"]
     search_fields = ["action", "=target_id", "actor__username"]
     date_hierarchy = "at"
+    show_full_result_count = False
+
+
+@admin.register(LoginSession)
+class LoginSessionAdmin(ReadOnlyAdmin):
+    """Who is signed in where; sessions end on logout, timeout or deactivation of the user."""
+
+    list_display = ["user", "started_at", "ip_address"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
     show_full_result_count = False
 
 

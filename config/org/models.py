@@ -217,12 +217,38 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-at"]
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"]),
+            models.Index(fields=["department", "at"]),
+        ]
         verbose_name = _("audit log entry")
         verbose_name_plural = _("audit log")
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class LoginSession(models.Model):
+    """One signed-in browser session of a user, so that all of them can be ended at once.
+
+    Written when a user logs in and removed when the session ends; deactivating a user (or
+    ``config.security.sessions_end``) deletes the sessions listed here.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="login_sessions"
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = _("login session")
+        verbose_name_plural = _("login sessions")
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.started_at:%Y-%m-%d %H:%M}"
 
 
 class ApiTokenQuerySet(models.QuerySet):
