@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format messages bench-reports clean
+.PHONY: help demo test lint format messages audit bench-reports clean
 
 help:
 	@echo "make demo      run the dashboard with the demo company (web server + task worker)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint      ruff check and ruff format --check"
 	@echo "make format    ruff format and ruff check --fix"
 	@echo "make messages  update and compile the Japanese translations (needs gettext)"
+	@echo "make audit     pip-audit of requirements.lock (needs a vulnerability service)"
 	@echo "make bench-reports  time every report page on the demo company (docs/benchmarks.md)"
 	@echo "make clean     remove caches, collected static files and .venv (keeps db.sqlite3)"
 
@@ -45,6 +46,10 @@ messages: $(INSTALLED)
 	mkdir -p locale
 	$(BIN)/python manage.py makemessages -l ja --no-obsolete --ignore="static/*" --ignore="staticfiles/*" --ignore="tests/*"
 	$(BIN)/python manage.py compilemessages -l ja --ignore=$(VENV)
+
+# --strict: a dependency that could not be checked fails the audit instead of passing silently.
+audit: $(INSTALLED)
+	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements.lock
 
 bench-reports: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks.report_pages
