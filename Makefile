@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format messages audit bench-reports clean
+.PHONY: help demo test lint format messages audit fuzz bench-reports clean
 
 help:
 	@echo "make demo      run the dashboard with the demo company (web server + task worker)"
@@ -17,6 +17,7 @@ help:
 	@echo "make format    ruff format and ruff check --fix"
 	@echo "make messages  update and compile the Japanese translations (needs gettext)"
 	@echo "make audit     pip-audit of requirements.lock (needs a vulnerability service)"
+	@echo "make fuzz      schemathesis with fresh random examples, 100 per operation (slow)"
 	@echo "make bench-reports  time every report page on the demo company (docs/benchmarks.md)"
 	@echo "make clean     remove caches, collected static files and .venv (keeps db.sqlite3)"
 
@@ -50,6 +51,10 @@ messages: $(INSTALLED)
 # --strict: a dependency that could not be checked fails the audit instead of passing silently.
 audit: $(INSTALLED)
 	$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements.lock
+
+# The suite replays fixed examples; this draws new ones to hunt for what they miss.
+fuzz: $(INSTALLED)
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=100 $(BIN)/pytest tests/security/test_api_fuzz.py
 
 bench-reports: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks.report_pages

@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from config.security import csp_report
 from reports.views import home
 
 urlpatterns = [
@@ -19,6 +20,7 @@ urlpatterns = [
     path("settings/", include("config.org.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
+    path("csp-report/", csp_report, name="csp_report"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api")),
 ]

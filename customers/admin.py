@@ -119,7 +119,7 @@ class ImportantDateAdmin(admin.ModelAdmin):
 
 @admin.register(AttributeDefinition)
 class AttributeDefinitionAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
-    list_display = ["key", "label", "type", "is_pii", "owner_department"]
+    list_display = ["key", "label", "type", "is_pii", "retention_days", "owner_department"]
     list_filter = ["type", "is_pii", "owner_department"]
     search_fields = ["key", "label"]
     list_select_related = ["owner_department"]
@@ -147,6 +147,7 @@ class SegmentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 @admin.register(SegmentMembership)
 class SegmentMembershipAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    staff_may_use = False  # rows about people: personal data
     scoped_through = "segment"
     list_display = ["segment", "customer", "added_at"]
     raw_id_fields = ["customer"]
@@ -222,6 +223,7 @@ class ImportJobAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 @admin.register(ImportRowError)
 class ImportRowErrorAdmin(DepartmentScopedAdmin, ReadOnlyAdmin):
+    staff_may_use = False  # rows about people: personal data
     scoped_through = "job"
     list_display = ["job", "row", "column", "reason"]
     list_select_related = ["job"]

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -23,10 +28,12 @@ from rest_framework.routers import BaseRouter
 from config.org.api import (
     CompanyWideReadOnlyViewSet,
     HasDepartmentMembership,
+    reject_nul,
     service_call,
 )
 from config.org.services import audit_record
 from customers import services
+from customers.api_privacy import SubjectRequestActions
 from customers.filters import CustomerFilter
 from customers.identity import IdentifierError, mask_identifier, normalize_identifier
 from customers.models import Channel, Consent, ConsentChange, Customer, Identity
@@ -192,7 +199,7 @@ class CanEditCustomers(BasePermission):
         return request.method in SAFE_METHODS or services.can_edit_customers(request.user)
 
 
-class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
+class CustomerViewSet(SubjectRequestActions, mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
     """Customer profiles, company-wide (DESIGN §4) for every department member.
 
     Lists carry no personal data; a detail masks it for users without ``view_pii``, and
@@ -268,13 +275,16 @@ class CustomerViewSet(mixins.CreateModelMixin, CompanyWideReadOnlyViewSet):
             OpenApiParameter("kind", OpenApiTypes.STR, enum=Identity.Kind.values, required=True),
             OpenApiParameter("value", OpenApiTypes.STR, required=True),
         ],
-        responses=CustomerDetailSerializer,
+        responses={
+            200: CustomerDetailSerializer,
+            404: OpenApiResponse(description="No customer has this identifier."),
+        },
     )
     @action(detail=False, methods=["get"], filter_backends=[], pagination_class=None)
     def lookup(self, request: Request) -> Response:
         """The profile holding identifier (kind, value), normalised first; 404 when unknown."""
         kind = request.query_params.get("kind", "")
-        raw = request.query_params.get("value", "")
+        raw = reject_nul("value", request.query_params.get("value", ""))
         if kind not in Identity.Kind.values:
             raise APIValidationError(
                 {"kind": [f"expected one of: {', '.join(Identity.Kind.values)}"]}

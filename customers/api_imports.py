@@ -167,7 +167,9 @@ class ImportJobSummarySerializer(ImportJobLinksMixin, DepartmentOwnedSummarySeri
 class ImportJobDetailSerializer(ImportJobLinksMixin, DepartmentOwnedDetailSerializer):
     kind = enum_field(ImportJob.Kind)
     status = enum_field(ImportJob.Status)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     mapping = serializers.DictField(child=serializers.CharField(), read_only=True)
     result = serializers.SerializerMethodField()
 

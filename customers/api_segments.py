@@ -8,7 +8,12 @@ tree is validated with errors that name the JSON path (``rules.children[2].value
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -20,8 +25,10 @@ from config.org.api import (
     DepartmentOwnedSummarySerializer,
     DepartmentScopedViewSet,
     enum_field,
+    parse_id,
 )
 from config.org.models import Department
+from config.org.services import audit_record
 from customers.api import mask_text
 from customers.filters import SegmentFilter
 from customers.models import Segment, SegmentMembership
@@ -57,7 +64,9 @@ class SegmentSummarySerializer(DepartmentOwnedSummarySerializer):
 
 class SegmentDetailSerializer(DepartmentOwnedDetailSerializer):
     kind = enum_field(Segment.Kind)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Segment
@@ -180,6 +189,18 @@ class SegmentViewSet(
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
         return self.update(request, *args, partial=True, **kwargs)
 
+    @extend_schema(
+        responses={
+            204: None,
+            400: OpenApiResponse(
+                inline_serializer("SegmentInUse", {"detail": serializers.CharField()}),
+                description="Campaigns target this segment; change them first.",
+            ),
+        }
+    )
+    def destroy(self, request: Request, *args, **kwargs) -> Response:
+        return super().destroy(request, *args, **kwargs)
+
     def perform_destroy(self, instance: Segment) -> None:
         try:
             segment_delete(segment=instance, by=self.request.user)
@@ -213,7 +234,18 @@ class SegmentViewSet(
             }
         )
 
-    @extend_schema(summary="Members of the materialised membership, paginated")
+    @extend_schema(
+        summary="Members of the materialised membership, paginated",
+        responses=inline_serializer(
+            "PaginatedSegmentMemberList",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": SegmentMemberSerializer(many=True),
+            },
+        ),
+    )
     @action(detail=True, methods=["get"], filterset_class=None)
     def members(self, request: Request, pk=None) -> Response:
         segment = self.get_object()
@@ -223,8 +255,18 @@ class SegmentViewSet(
             .order_by("customer_id")
         )
         page = self.paginate_queryset(memberships)
-        context = {**self.get_serializer_context(), "show_pii": can_view_pii(request.user)}
+        show_pii = can_view_pii(request.user)
+        context = {**self.get_serializer_context(), "show_pii": show_pii}
         data = SegmentMemberSerializer(page, many=True, context=context).data
+        if show_pii and page:
+            audit_record(
+                actor=request.user,
+                action="segment.members_view_pii",
+                target=segment,
+                department=segment.owner_department,
+                detail={"via": "api", "customers": [row["customer"] for row in data]},
+                ip_address=request.META.get("REMOTE_ADDR"),
+            )
         return self.get_paginated_response(data)
 
     @extend_schema(
@@ -235,13 +277,13 @@ class SegmentViewSet(
     @action(detail=True, methods=["get"], filterset_class=None)
     def contains(self, request: Request, pk=None) -> Response:
         segment = self.get_object()
-        raw = request.query_params.get("customer", "")
-        if not raw.isdigit():
+        customer_id = parse_id(request.query_params.get("customer", ""))
+        if customer_id is None:
             return Response(
                 {"customer": "Give the customer id as ?customer=<integer>."},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        return Response({"member": segment_contains(segment=segment, customer_id=int(raw))})
+        return Response({"member": segment_contains(segment=segment, customer_id=customer_id)})
 
 
 def register(router: BaseRouter) -> None:

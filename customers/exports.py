@@ -97,7 +97,7 @@ def _batch_rows(batch: list[Customer], columns, *, show_pii: bool) -> Iterator[l
 
 
 def export_customers(
-    queryset: QuerySet[Customer], *, fmt: str, user, description: str = ""
+    queryset: QuerySet[Customer], *, fmt: str, user, description: str = "", target=None
 ) -> tuple[str, Iterator[list[Any]]]:
     """(file name without extension, rows) of ``queryset``, header first, for CSV or XLSX.
 
@@ -111,6 +111,8 @@ def export_customers(
     audit_record(
         actor=user,
         action="customer.export",
+        target=target,
+        department=getattr(target, "owner_department", None),
         detail={
             "count": count,
             "format": fmt,
@@ -123,11 +125,16 @@ def export_customers(
 
 
 def export_response(
-    queryset: QuerySet[Customer], *, fmt: str, user, description: str
+    queryset: QuerySet[Customer], *, fmt: str, user, description: str, target=None
 ) -> HttpResponse:
-    """The export as a download: CSV streamed, XLSX whole; a bad format answers 400."""
+    """The export as a download: CSV streamed, XLSX whole; a bad format answers 400.
+
+    ``target`` (a segment) is named in the audit entry, so its department's managers see it.
+    """
     try:
-        filename, rows = export_customers(queryset, fmt=fmt, user=user, description=description)
+        filename, rows = export_customers(
+            queryset, fmt=fmt, user=user, description=description, target=target
+        )
     except ExportError as exc:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     return download_response(rows, fmt=fmt, filename=filename, title=_t("Customers"))

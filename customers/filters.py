@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import django_filters
-
-from config.org.api import DepartmentOwnedFilterSet
+from config.org.api import (
+    DepartmentOwnedFilterSet,
+    StrictBooleanFilter,
+    StrictFilterSet,
+    UtcIsoDateTimeFilter,
+)
 from customers.models import Customer, Segment
 
 
-class CustomerFilter(django_filters.FilterSet):
+class CustomerFilter(StrictFilterSet):
     """Filters on profile facts that carry no personal data."""
 
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    merged = django_filters.BooleanFilter(
-        field_name="merged_into", lookup_expr="isnull", exclude=True
-    )
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    merged = StrictBooleanFilter(field_name="merged_into", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = Customer

@@ -31,6 +31,7 @@ import io
 import math
 import time
 import unicodedata
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -39,7 +40,8 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import File
-from django.db import connections, reset_queries, router, transaction
+from django.db import DatabaseError, connections, reset_queries, router, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
@@ -225,6 +227,56 @@ def file_format(name: str) -> str:
     raise ImportFileError(
         _t("Upload a CSV or XLSX file (this one ends in “%(suffix)s”).") % {"suffix": suffix or "—"}
     )
+
+
+XLSX_CONTENT_TYPES = (
+    b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
+    b"application/vnd.ms-excel.sheet.macroEnabled.main+xml",
+)
+
+
+def upload_check(binary, name: str) -> None:
+    """Refuse a file over ``IMPORT_MAX_BYTES`` or whose content is not what its name says.
+
+    A CSV must be text (no NUL bytes, not a zip); its encoding is checked by
+    :func:`detect_encoding`. An XLSX must be a zip holding a workbook's content types.
+    """
+    shown = PurePath(name).name
+    binary.seek(0, io.SEEK_END)
+    size = binary.tell()
+    binary.seek(0)
+    limit = settings.IMPORT_MAX_BYTES
+    if size > limit:
+        raise ImportFileError(
+            _t("“%(name)s” is %(size)s; files may be at most %(limit)s.")
+            % {"name": shown, "size": filesizeformat(size), "limit": filesizeformat(limit)}
+        )
+    fmt = file_format(name)
+    if fmt == "xlsx":
+        try:
+            with zipfile.ZipFile(binary) as archive:
+                content_types = archive.read("[Content_Types].xml")
+        except (zipfile.BadZipFile, KeyError, OSError):
+            content_types = b""
+        finally:
+            binary.seek(0)
+        if not any(kind in content_types for kind in XLSX_CONTENT_TYPES):
+            raise ImportFileError(
+                _t("“%(name)s” is not an Excel workbook (XLSX), whatever its name says.")
+                % {"name": shown}
+            )
+        return
+    head = binary.read(4)
+    binary.seek(0)
+    is_text = head != b"PK\x03\x04"
+    while is_text and (chunk := binary.read(1 << 20)):
+        is_text = b"\x00" not in chunk
+    binary.seek(0)
+    if not is_text:
+        raise ImportFileError(
+            _t("“%(name)s” is not a CSV text file: save it as “CSV UTF-8” and try again.")
+            % {"name": shown}
+        )
 
 
 def detect_encoding(binary) -> str:
@@ -415,7 +467,7 @@ def import_job_create(
     source = source.strip()
     if not source:
         raise ImportFileError(_t("Say where the rows come from (source), e.g. “pos”."))
-    file.seek(0)
+    upload_check(file, original_name)
     info = inspect_upload(file, original_name)
     sha256 = _sha256(file)
     earlier = (
@@ -486,7 +538,7 @@ def import_job_validate_start(
             % {"status": job.get_status_display()}
         )
     fields = get_importer(job.kind)(job=job).fields()
-    job.mapping = clean_mapping(mapping, headers=job.result["headers"], fields=fields)
+    job.mapping = clean_mapping(mapping, headers=job.result.get("headers", []), fields=fields)
     job.status = ImportJob.Status.VALIDATING
     job.processed_rows = 0
     job.error_count = 0
@@ -645,6 +697,7 @@ def import_job_run(*, job_id: int, budget_seconds: float | None = None) -> Impor
                 chunk.append(record)
             if len(chunk) >= CHUNK_SIZE:
                 _write_chunk(job, importer, chunk, skipped, record.last_row, by)
+                checkpoint = record.last_row
                 chunk, skipped = [], 0
                 if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                     with transaction.atomic():
@@ -664,6 +717,18 @@ def import_job_run(*, job_id: int, budget_seconds: float | None = None) -> Impor
         )
     except (ImportFileError, csv.Error, UnicodeDecodeError) as exc:
         return _fail(job, str(exc))
+    except DatabaseError as exc:
+        # The chunk's transaction rolled back: nothing of it is stored. Recorded on the
+        # job, otherwise it would stay "importing" with no word of why.
+        return _fail(
+            job,
+            _t(
+                "The database refused the rows after row %(row)d (%(error)s); nothing from "
+                "there on was imported. Start the import again: rows already imported are "
+                "not duplicated."
+            )
+            % {"row": checkpoint, "error": str(exc).strip()[:300]},
+        )
     job.status = ImportJob.Status.DONE
     job.processed_rows = job.total_rows
     job.finished_at = timezone.now()

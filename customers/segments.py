@@ -60,6 +60,7 @@ import datetime as dt
 import heapq
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ from customers.models import (
     Channel,
     Consent,
     Customer,
+    CustomerMetrics,
     Identity,
     ImportantDate,
     LifecycleStage,
@@ -231,6 +233,8 @@ def _check_value(value, spec: dict, path: str, choices: Choices | None = None) -
         types = _JSON_TYPES[expected]
         if (isinstance(value, bool) and expected != "boolean") or not isinstance(value, types):
             raise SegmentRuleError(path, f"expected {_TYPE_WORDS[expected]}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SegmentRuleError(path, "expected a finite number")
     allowed = [c[0] for c in choices] if choices is not None else spec.get("enum")
     if allowed is not None and expected != "array" and value not in allowed:
         shown = ", ".join(str(a) for a in allowed[:20]) or "(none defined)"
@@ -359,6 +363,12 @@ def path_label(path: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+# An explicit "everyone": Django drops an empty Q() from ``Q() | x`` and ``~Q()``, which
+# would turn "NOT everyone" into everyone and "everyone OR x" into x.
+_EVERYONE = Q(pk__isnull=False)
+_NOBODY = Q(pk__in=[])
+
+
 def _compile(node: dict, ctx: CompileContext) -> Q:
     if "type" in node:
         params = {k: v for k, v in node.items() if k != "type"}
@@ -367,7 +377,7 @@ def _compile(node: dict, ctx: CompileContext) -> Q:
         return ~_compile(node["child"], ctx)
     children = [_compile(child, ctx) for child in node["children"]]
     if not children:
-        return Q() if node["op"] == "and" else Q(pk__in=[])
+        return _EVERYONE if node["op"] == "and" else _NOBODY
     combined = children[0]
     for child in children[1:]:
         combined = combined & child if node["op"] == "and" else combined | child
@@ -458,7 +468,8 @@ def _check_attribute(params: dict, path: str, ctx: ValidationContext) -> None:
         where = f"{value_path}[{index}]" if op == "in" else value_path
         if definition.type == AttributeDefinition.Type.NUMBER:
             ok = isinstance(item, int | float) and not isinstance(item, bool)
-            expected = "a number"
+            ok = ok and math.isfinite(item)
+            expected = "a finite number"
         elif definition.type == AttributeDefinition.Type.BOOLEAN:
             ok, expected = isinstance(item, bool), "true or false"
         elif definition.type == AttributeDefinition.Type.DATE:
@@ -662,8 +673,18 @@ def _compile_metric(params: dict, ctx: CompileContext) -> Q:
         return Q(**{f"{column}__lt": ctx.days_ago(value)})
     if op == "ne":
         # Two-valued: a missing figure is "not equal" too (the NOT of eq).
-        return ~Q(**{f"{column}__exact": value})
-    return Q(**{f"{column}__{COMPARISONS[op]}": value})
+        return ~_compile_metric({**params, "op": "eq"}, ctx)
+    # Django folds a bound outside an integer column's range into TRUE ("last_nps >= -1"),
+    # which would let NULL figures and missing metrics rows in: require the figure.
+    present = Q(**{f"{column}__isnull": False})
+    is_integer = isinstance(CustomerMetrics._meta.get_field(params["field"]), IntegerField)
+    if is_integer and value != int(value):
+        # Django truncates a fraction for an integer column (order_count = 2.5 became = 2):
+        # compare with the whole number on the right side of it instead.
+        if op == "eq":
+            return _NOBODY
+        op, value = ("gt", math.floor(value)) if op in ("gt", "gte") else ("lt", math.ceil(value))
+    return present & Q(**{f"{column}__{COMPARISONS[op]}": value})
 
 
 def _check_metric(params: dict, path: str, ctx: ValidationContext) -> None:

@@ -15,6 +15,7 @@ from django.core import signing
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from customers.identity import IdentifierError, mask_identifier, normalize_identifier
 from customers.models import (
@@ -199,6 +200,11 @@ def customer_list(*, q: str = "", stage: str = "", search_names: bool = True) ->
 # --- The customer 360 page ---------------------------------------------------------------
 
 
+def erased_name(customer: Customer) -> str:
+    """What pages call a person whose data was erased on request."""
+    return _("Erased person #%(id)s") % {"id": customer.pk}
+
+
 def customer_for_profile(pk: int) -> Customer:
     """One profile with its metrics, or 404; merged profiles are returned as they are."""
     try:
@@ -326,10 +332,13 @@ def customer_profile(customer: Customer, *, user) -> CustomerProfile:
     merges = list(
         CustomerMerge.objects.filter(winner=customer, undone_at__isnull=True).order_by("-merged_at")
     )
+    name = customer.full_name if show_pii else mask_text(customer.full_name)
+    if customer.erased_at is not None:
+        name = erased_name(customer)
     return CustomerProfile(
         customer=customer,
         show_pii=show_pii,
-        name=customer.full_name if show_pii else mask_text(customer.full_name),
+        name=name,
         name_kana=kana if show_pii else mask_text(kana),
         metrics=customer_metrics_or_none(customer),
         identifiers=identifiers,

@@ -395,6 +395,12 @@ def consent_set(
         changed_by=by if getattr(by, "is_authenticated", False) else None,
         changed_at=at,
     )
+    audit_record(
+        actor=by,
+        action="consent.set",
+        target=customer,
+        detail={"channel": channel, "status": status, "source": source},
+    )
     customers_derived_refresh_on_commit([customer.pk])
     return consent
 
@@ -606,8 +612,31 @@ def customers_merge(
     return merge
 
 
+SELF_SERVICE_CONSENT_SOURCES = frozenset({"preference_centre"})
+"""Sources of consent the person gave themselves (their own preference centre)."""
+
+
+def _merged_consent_wins(candidate: Consent, kept: Consent) -> bool:
+    """Whether the merged-away profile's consent replaces the kept one for its channel.
+
+    The newer decision wins, except that a withdrawal is never undone by a grant the person
+    did not give themselves (a file, an integration, staff on another profile): merging
+    must not re-subscribe someone who opted out, just as an import never does.
+    """
+    candidate_newer = candidate.updated_at > kept.updated_at
+    newer, older = (candidate, kept) if candidate_newer else (kept, candidate)
+    if (
+        newer.status == Consent.Status.GRANTED
+        and older.status == Consent.Status.WITHDRAWN
+        and newer.source not in SELF_SERVICE_CONSENT_SOURCES
+    ):
+        return older is candidate
+    return newer is candidate
+
+
 def _merge_consents(winner: Customer, loser: Customer, moved: dict) -> None:
-    """Per channel the newest consent wins; the loser's history moves to the kept row."""
+    """Per channel the newest consent wins (see :func:`_merged_consent_wins`); the loser's
+    history moves to the kept row."""
     theirs = {c.channel: c for c in Consent.objects.filter(customer=winner)}
     move_ids = []
     for consent in Consent.objects.filter(customer=loser):
@@ -623,7 +652,7 @@ def _merge_consents(winner: Customer, loser: Customer, moved: dict) -> None:
             "kept_before": None,
         }
         ConsentChange.objects.filter(pk__in=change_ids).update(consent=kept)
-        if consent.updated_at > kept.updated_at:
+        if _merged_consent_wins(consent, kept):
             record["kept_before"] = {
                 "status": kept.status,
                 "source": kept.source,

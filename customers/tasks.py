@@ -62,18 +62,49 @@ def refresh_stale_segments(older_than_minutes: int = 60) -> list[int]:
 
 
 def ensure_segment_schedules() -> bool:
-    """Create (or correct) the django-q2 schedule of ``refresh_stale_segments``; idempotent.
+    """Create (or correct) the django-q2 schedules of circle ①; idempotent.
 
+    ``refresh_stale_segments`` every 15 minutes and, nightly, ``apply_attribute_retention``.
     Returns True when a schedule row was created or changed.
     """
     from django_q.models import Schedule
 
     from config.schedules import schedule_ensure
 
-    return schedule_ensure(
+    segments = schedule_ensure(
         STALE_SEGMENTS_SCHEDULE,
         func="customers.tasks.refresh_stale_segments",
         schedule_type=Schedule.MINUTES,
         minutes=STALE_SEGMENTS_EVERY_MINUTES,
+        repeats=-1,
+    )
+    return ensure_retention_schedule() or segments
+
+
+# --- retention of custom attributes -------------------------------------------------------
+
+RETENTION_SCHEDULE = "customers: attribute retention"
+RETENTION_CRON = "15 3 * * *"  # 03:15 local time (q2 reads cron in settings.TIME_ZONE)
+
+
+def apply_attribute_retention() -> int:
+    """Remove the custom attribute values whose retention ran out (nightly); idempotent."""
+    from customers.privacy import attribute_retention_apply
+
+    return attribute_retention_apply()
+
+
+def ensure_retention_schedule() -> bool:
+    """Create (or correct) the nightly schedule of ``apply_attribute_retention``; idempotent."""
+    from django_q.models import Schedule
+
+    from config.schedules import schedule_ensure
+
+    return schedule_ensure(
+        RETENTION_SCHEDULE,
+        func="customers.tasks.apply_attribute_retention",
+        schedule_type=Schedule.CRON,
+        cron=RETENTION_CRON,
+        minutes=None,
         repeats=-1,
     )

@@ -1,6 +1,6 @@
 """Circle ① URLs, gathered from the topic modules of ``customers.views``."""
 
-from customers.views import imports, merges, preferences, profiles, segments
+from customers.views import imports, merges, preferences, privacy, profiles, segments
 
 app_name = "customers"
 urlpatterns = [
@@ -9,4 +9,5 @@ urlpatterns = [
     *imports.urlpatterns,
     *merges.urlpatterns,
     *preferences.urlpatterns,
+    *privacy.urlpatterns,
 ]

@@ -224,6 +224,7 @@ class SurveyAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 @admin.register(SurveyResponse)
 class SurveyResponseAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    staff_may_use = False  # rows about people: personal data
     scoped_through = "survey"
     list_display = ["survey", "customer", "score", "touchpoint", "answered_at"]
     raw_id_fields = ["customer"]
@@ -235,6 +236,8 @@ class SurveyResponseAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 @admin.register(SurveyInvitation)
 class SurveyInvitationAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
     """Invitations are written only by ``experience.surveys``: read-only here."""
+
+    staff_may_use = False  # rows about people: personal data
 
     scoped_through = "survey"
     list_display = ["survey", "customer", "created_at", "expires_at", "answered_at"]

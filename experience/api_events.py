@@ -13,7 +13,12 @@ token; nothing is stored in any of these error cases.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, status
 from rest_framework.decorators import (
     api_view,
@@ -242,7 +247,11 @@ events_create = extend_schema(
     responses={
         200: IngestResultSerializer,
         400: OpenApiResponse(
-            IngestResultSerializer,
+            PolymorphicProxySerializer(
+                component_name="IngestRefusal",
+                serializers=[IngestResultSerializer, ErrorSerializer],
+                resource_type_field_name=None,
+            ),
             description="Every item rejected (same body), or malformed JSON ({detail}).",
         ),
         401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked token."),

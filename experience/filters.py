@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import django_filters
-
-from config.org.api import DepartmentOwnedFilterSet, IdFilter
+from config.org.api import DepartmentOwnedFilterSet, IdFilter, StrictFilterSet
 from experience.models import Product, Survey, Touchpoint
 
 
@@ -22,7 +20,7 @@ class SurveyFilter(DepartmentOwnedFilterSet):
         fields = ["kind", "is_active"]
 
 
-class ProductFilter(django_filters.FilterSet):
+class ProductFilter(StrictFilterSet):
     class Meta:
         model = Product
         fields = ["category", "is_active"]

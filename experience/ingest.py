@@ -42,6 +42,8 @@ MAX_AGE = dt.timedelta(days=3 * 365)
 """Older events are refused: a typo in the year, not history worth loading this way."""
 EVENT_ID_MAX = 100
 LOOKUP_CHUNK = 1_000
+INGEST_LOCK = 0x1E5E_0E7E
+"""PostgreSQL advisory lock key taken by every storing transaction (see ``events_store``)."""
 ITEM_KEYS = frozenset(
     {"type", "occurred_at", "event_id", "identifiers", "touchpoint", "properties", "values"}
 )
@@ -315,8 +317,18 @@ def events_store(*, events: Sequence[CleanEvent], source: str, by=None) -> Store
     """Store validated events once per ``(source, event_id)``; resolve their people first.
 
     Events without an ``event_id`` are always stored (nothing identifies a replay).
+
+    One storing transaction at a time (PostgreSQL: a transaction-scoped advisory lock;
+    SQLite's IMMEDIATE transactions are serial already): concurrent batches naming the same
+    new people otherwise collided on the identities' unique constraint and deadlocked, and
+    a replay racing its original was reported accepted by both. Validation, the costly
+    part, still runs in parallel before.
     """
     source = source[:50]
+    connection = connections[router.db_for_write(Event)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
     with_ids = [event.event_id for event in events if event.event_id is not None]
     known = _stored_event_ids(source, with_ids) if with_ids else set()
     fresh: list[int] = []

@@ -43,6 +43,8 @@ class MapRecordAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 class PersonaOrJourneyScopedAdmin(admin.ModelAdmin):
     """Rows that hang on a persona or on a journey: visible where that record is visible."""
 
+    staff_may_use = True  # scoped like DepartmentScopedAdmin (config/admin_site.py)
+
     def get_queryset(self, request):
         return super().get_queryset(request).filter(on_visible_maps(request.user))
 
@@ -203,6 +205,7 @@ class CampaignRunAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 @admin.register(Enrollment)
 class EnrollmentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    staff_may_use = False  # rows about people: personal data
     scoped_through = "campaign"
     list_display = [
         "id",
@@ -222,6 +225,7 @@ class EnrollmentAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(DepartmentScopedAdmin, admin.ModelAdmin):
+    staff_may_use = False  # rows about people: personal data
     scoped_through = "campaign"
     list_display = [
         "id",

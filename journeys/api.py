@@ -43,7 +43,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as APIValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS
@@ -59,9 +59,12 @@ from config.org.api import (
     HasDepartmentMembership,
     IdFilter,
     enum_field,
+    parse_id,
+    reject_nul,
     service_call,
     shares_prefetch,
 )
+from config.org.api_pagination import bound_schema_parameters, query_int
 from config.org.authentication import ApiTokenAuthentication
 from config.org.models import Department, Role
 from config.org.services import audit_record
@@ -107,6 +110,7 @@ def experience_value_codes() -> serializers.SlugRelatedField:
 
 def username_field(**kwargs) -> serializers.SlugRelatedField:
     """A staff member as their username (authors, owners of changes)."""
+    kwargs.setdefault("allow_null", True)  # every user foreign key is SET_NULL
     return serializers.SlugRelatedField(slug_field="username", read_only=True, **kwargs)
 
 
@@ -792,7 +796,7 @@ class PersonaViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
     def comments(self, request: Request, pk=None) -> Response:
         persona = self.get_object()
         if request.method == "GET":
-            field = request.query_params.get("field")
+            field = reject_nul("field", request.query_params.get("field"))
             return Response(comment_thread_data(comment_threads(persona=persona, field=field)))
         incoming = CommentCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -963,7 +967,7 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         journey = self.get_object()
         if request.method == "GET":
             stage = self.stage_of(journey, request.query_params.get("stage"))
-            field = request.query_params.get("field")
+            field = reject_nul("field", request.query_params.get("field"))
             threads = comment_threads(journey=journey, stage=stage, field=field)
             return Response(comment_thread_data(threads))
         incoming = JourneyCommentCreateSerializer(data=request.data)
@@ -986,8 +990,8 @@ class JourneyViewSet(SessionWritesMixin, DepartmentScopedReadOnlyViewSet):
         if stage_id in (None, ""):
             return None
         stage = None
-        if str(stage_id).isdigit():
-            stage = journey.stages.filter(pk=int(stage_id)).first()
+        if (pk := parse_id(stage_id)) is not None:
+            stage = journey.stages.filter(pk=pk).first()
         if stage is None:
             raise APIValidationError({"stage": [_("No such stage in this journey.")]})
         return stage
@@ -1126,9 +1130,15 @@ class CampaignDetailSerializer(DepartmentOwnedDetailSerializer):
     )
     experience_values = experience_value_codes()
     steps = CampaignStepSerializer(many=True, read_only=True)
-    task_assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    task_assignee = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    approved_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Campaign
@@ -1438,6 +1448,22 @@ class DeliveryCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request):
+        return query_int(request, self.page_size_query_param, self.page_size, 1, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        return bound_schema_parameters(
+            super().get_schema_operation_parameters(view),
+            {self.page_size_query_param: (1, self.max_page_size)},
+        )
+
+    def decode_cursor(self, request):
+        """A cursor this API did not hand out is the client's mistake: 400 naming it, not 404."""
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise APIValidationError({self.cursor_query_param: ["Invalid cursor."]}) from None
+
 
 _EMAIL = re.compile(r"[^\s<>@\"']+@[^\s<>@\"']+")
 
@@ -1447,7 +1473,7 @@ class DeliverySerializer(serializers.ModelSerializer):
 
     status = enum_field(Delivery.Status)
     step_position = serializers.IntegerField(source="step.position", read_only=True)
-    variant = serializers.SlugRelatedField(slug_field="label", read_only=True)
+    variant = serializers.SlugRelatedField(slug_field="label", read_only=True, allow_null=True)
 
     class Meta:
         model = Delivery
@@ -1598,7 +1624,7 @@ class StaffTaskSerializer(serializers.ModelSerializer):
     outcome_code = serializers.CharField(read_only=True)
     campaign = CampaignRefSerializer(read_only=True)
     customer_name = serializers.SerializerMethodField()
-    store = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    store = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
 
     class Meta:
         model = StaffTask

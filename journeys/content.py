@@ -18,7 +18,8 @@ text is rendered with autoescaping off; the HTML part is derived from it (escape
 paragraphs, links turned into signed click URLs and an open pixel when a delivery is
 given) unless the variant supplies its own ``html``, which is rendered with autoescaping on.
 Every marketing email ends with the sender's identity and an unsubscribe link, as Japan's
-Act on Regulation of Transmission of Specified Electronic Mail requires.
+Act on Regulation of Transmission of Specified Electronic Mail requires; marketing SMS, LINE
+and push messages end with one line naming the sender and the same unsubscribe link.
 """
 
 from __future__ import annotations
@@ -347,6 +348,8 @@ def render_message(
         channel = campaign.channel
         if channel == "email":
             body = f"{body}\n\n{_footer(unsubscribe if campaign.is_marketing else None)}"
+        elif channel in OPT_OUT_CHANNELS and campaign.is_marketing:
+            body = f"{body}\n\n{_opt_out_line(unsubscribe)}"
         own_html = (fields.get("html") or "").strip()
         if own_html:
             html = _render(variant, language, "html", fields, values, autoescape=True)
@@ -386,6 +389,15 @@ def _render(variant, language, field, fields, values, *, autoescape: bool) -> st
             )
             % {"label": variant.label, "language": language, "field": field, "error": exc}
         ) from exc
+
+
+OPT_OUT_CHANNELS = frozenset({"sms", "line", "push"})
+"""Text channels whose advertising messages end with the sender and a way to opt out."""
+
+
+def _opt_out_line(unsubscribe: str) -> str:
+    """Sender and opt-out link for short channels (SMS, LINE, push): one line."""
+    return gettext("%(company)s / Stop: %(url)s") % {"company": company_name(), "url": unsubscribe}
 
 
 def _footer(unsubscribe: str | None) -> str:

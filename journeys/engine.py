@@ -63,6 +63,7 @@ from django.utils import timezone
 
 from customers.models import Channel as ConsentChannel
 from customers.models import Consent, Customer
+from customers.privacy import erased_digests
 from journeys.models import (
     Campaign,
     CampaignStep,
@@ -113,6 +114,8 @@ REASON_QUIET_HOURS = "quiet_hours"
 REASON_BUDGET = "contact_budget"
 REASON_NO_CONTENT = "no_content"
 REASON_RENDER = "render_error"
+# Channel → the identifier kind its addresses are (checked against erased people's hashes).
+ERASED_IDENTIFIER_KINDS = {"email": "email", "sms": "phone", "line": "line", "push": "app"}
 EXIT_CAMPAIGN_COMPLETED = "campaign completed"
 EXIT_MERGED = "profile merged"
 
@@ -719,6 +722,12 @@ def _decide(
         if values
         else ()
     )
+    # An erased person's identifiers survive only as keyed hashes; an address that comes
+    # back (a re-import, a new sign-up) is theirs and stays suppressed.
+    erased: set[tuple[str, str]] = set()
+    for channel, kind in ERASED_IDENTIFIER_KINDS.items():
+        raws = {raw for raw in addresses.get(channel, {}).values() if raw}
+        erased.update((channel, raw) for raw in erased_digests(kind, raws))
     zones = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "time_zone"))
     contacts = _counted_contacts(
         customer_ids if any(row.is_marketing for row in rows) else (),
@@ -745,6 +754,9 @@ def _decide(
             suppressed[REASON_NO_ADDRESS].append(row.pk)
             continue
         if address and ((row.channel, address) in blocked or ("", address) in blocked):
+            suppressed[REASON_SUPPRESSED].append(row.pk)
+            continue
+        if (row.channel, raw) in erased:
             suppressed[REASON_SUPPRESSED].append(row.pk)
             continue
         if row.quiet and row.channel not in NO_QUIET_HOURS_CHANNELS:

@@ -277,11 +277,16 @@ def delivery_for_unsubscribe(token: str) -> Delivery:
     return delivery
 
 
+UNSUBSCRIBE_SOURCE = "unsubscribe"
+ONE_CLICK_SOURCE = "one_click_unsubscribe"
+"""Consent sources of the unsubscribe page's button and of an RFC 8058 one-click POST."""
+
+
 @transaction.atomic
-def unsubscribe(delivery_or_token: int | str) -> Delivery:
+def unsubscribe(delivery_or_token: int | str, *, source: str = UNSUBSCRIBE_SOURCE) -> Delivery:
     """Stop contacting the person on the delivery's channel; idempotent.
 
-    Consent for the channel is withdrawn through ``consent_set(source="unsubscribe")``
+    Consent for the channel is withdrawn through ``consent_set(source=source)``
     (the dispatcher checks consent at send time, so pending messages stop too); a channel
     without a consent of its own (webhook) puts the delivery's address on the suppression
     list instead. An ``unsubscribed`` event is recorded once.
@@ -297,9 +302,7 @@ def unsubscribe(delivery_or_token: int | str) -> Delivery:
     customer = customer_merge_winner(delivery.customer)
     consent_channel = CONSENT_CHANNEL.get(channel)
     if consent_channel:
-        consent_set(
-            customer=customer, channel=consent_channel, status="withdrawn", source="unsubscribe"
-        )
+        consent_set(customer=customer, channel=consent_channel, status="withdrawn", source=source)
     elif delivery.address:
         from journeys.services import normalise_address
 

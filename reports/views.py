@@ -11,6 +11,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from config.org.services import audit_record
 from config.spreadsheets import FORMATS, download_response
 from reports import selectors
 from reports.catalog import block_by_key, report_spec, report_specs
@@ -178,6 +179,18 @@ def report_download(request, slug: str, block: str, fmt: str):
         raise Http404 from None
     if found.table is None:
         raise Http404
+    audit_record(
+        actor=request.user,
+        action="report.export",
+        detail={
+            "report": slug,
+            "block": block,
+            "format": fmt,
+            "period": [filters.period.start.isoformat(), filters.period.end.isoformat()],
+            "query": request.GET.urlencode()[:500],
+        },
+        ip_address=request.META.get("REMOTE_ADDR"),
+    )
     return download_response(
         found.table.matrix(),
         fmt=fmt,

@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.org.models import Department, Role
 from config.org.selectors import departments_where, get_visible_or_404
+from config.org.services import audit_record
 from customers.models import Segment
 from customers.selectors import can_view_pii
 from reports.selectors.rfm import SCORES, rfm_cell_customers
@@ -66,6 +67,21 @@ def rfm_cell(request: HttpRequest, recency: int, frequency: int) -> HttpResponse
         status = 400
     customers = rfm_cell_customers(recency=recency, frequency=frequency, segment_id=segment_id)
     page_obj = Paginator(customers, PAGE_SIZE).get_page(request.GET.get("page"))
+    show_names = can_view_pii(user)
+    if show_names and page_obj.object_list:
+        # Names of many people at once: an unmasked view like the profile page's.
+        audit_record(
+            actor=user,
+            action="rfm_cell.view_pii",
+            detail={
+                "recency": recency,
+                "frequency": frequency,
+                "segment": segment_id,
+                "page": page_obj.number,
+                "customers": [customer.pk for customer in page_obj.object_list],
+            },
+            ip_address=request.META.get("REMOTE_ADDR"),
+        )
     return render(
         request,
         "reports/rfm_cell.html",
@@ -76,7 +92,7 @@ def rfm_cell(request: HttpRequest, recency: int, frequency: int) -> HttpResponse
             "segment": segment,
             "page_obj": page_obj,
             "filters": urlencode({"segment": segment_id}) if segment_id else "",
-            "show_names": can_view_pii(user),
+            "show_names": show_names,
             "can_save": can_save,
             "form": form,
         },

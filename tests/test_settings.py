@@ -46,6 +46,10 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
         SECRET_KEY=secrets.token_urlsafe(64),
         ALLOWED_HOSTS="circle.example.com",
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        # Sender identity is required in production (journeys/checks.py).
+        COMPANY_NAME="Circle Flowers K.K.",
+        COMPANY_ADDRESS="1-1 Chiyoda, Tokyo",
+        SITE_URL="https://circle.example.com",
     )
 
     assert result.returncode == 0, result.stdout + result.stderr

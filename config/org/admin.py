@@ -41,9 +41,14 @@ class DepartmentScopedAdmin:
     scoped through that foreign key (or a path of them, ``"step__campaign"``) to its
     department-owned parent. Model permissions still
     apply on top: this only narrows what they reach.
+
+    ``staff_may_use`` opens the admin to staff at all (``config/admin_site.py``); an admin of
+    rows about people (deliveries, answers, memberships…) sets it back to ``False``: their
+    pages show personal data unmasked, which is the administrator's alone.
     """
 
     scoped_through: str | None = None
+    staff_may_use = True
 
     def _owner_model(self):
         model = self.model

@@ -7,13 +7,15 @@ users without a department membership. The ``/api/v1/me/`` endpoint lives here t
 
 from __future__ import annotations
 
+import datetime
 import functools
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.db.models import Choices, Prefetch, QuerySet
-from drf_spectacular.types import OpenApiTypes
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers
 from rest_framework.decorators import api_view
@@ -115,14 +117,108 @@ class DepartmentScopedReadOnlyViewSet(
     """List and retrieve of department-owned records visible to the asking user."""
 
 
-@extend_schema_field(OpenApiTypes.INT)
+MAX_ID = 2**63 - 1  # the largest id a (big) integer column holds, on SQLite and PostgreSQL
+
+
+class IdFormField(forms.IntegerField):
+    """An id: a whole number from 1 to :data:`MAX_ID`; larger ones would overflow the query."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        # Django's IntegerField reads "7.0" as 7; an id is written in digits only.
+        if isinstance(value, str) and value.strip() and not value.strip().isdigit():
+            raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+def parse_id(raw) -> int | None:
+    """The id that a query parameter's text names, or None: digits only, 1 to :data:`MAX_ID`.
+
+    A bigger number would overflow the database's integer (a 500 on both backends).
+    """
+    text = str(raw or "").strip()
+    if not text.isdigit() or not text.isascii():
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def reject_nul(name: str, value: str | None) -> str | None:
+    """``value`` unchanged, or a 400 naming ``name``: PostgreSQL text cannot hold NUL."""
+    if value and "\x00" in value:
+        raise APIValidationError({name: ["Must not contain NUL characters."]})
+    return value
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.NumberFilter):
     """Filter on a foreign key by its id, without validating it against any table."""
 
-    field_class = forms.IntegerField
+    field_class = IdFormField
 
 
-class DepartmentOwnedFilterSet(django_filters.FilterSet):
+class StrictBooleanField(forms.NullBooleanField):
+    """``true``/``false`` (or ``1``/``0``); anything else is an error, not "no filter".
+
+    django-filter's own reads ``?is_active=yes please`` as "not given" and returns every
+    row, so a client's typo silently widened the list.
+    """
+
+    # The raw text reaches to_python: NullBooleanSelect would turn garbage into None first.
+    widget = forms.TextInput
+    TRUE = {"true", "True", "1"}
+    FALSE = {"false", "False", "0"}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value is True or value in self.TRUE:
+            return True
+        if value is False or value in self.FALSE:
+            return False
+        raise DjangoValidationError(_("Enter true or false."), code="invalid")
+
+    def validate(self, value) -> None:
+        return None
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, read in UTC: PostgreSQL refuses offsets beyond ±15:59."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(datetime.UTC)
+        except OverflowError:
+            raise DjangoValidationError(_("Enter a valid date/time."), code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """``created_after=…`` and the like: any ISO 8601 offset, compared in UTC."""
+
+    field_class = UtcDateTimeField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A filter set whose model boolean fields refuse values other than true/false."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.filterset.FILTER_FOR_DBFIELD_DEFAULTS,
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
+    }
+
+
+class DepartmentOwnedFilterSet(StrictFilterSet):
     """Filters shared by department-owned records; ids, never model choices.
 
     A model-choice filter would validate ids against every department's rows and so tell
@@ -205,3 +301,87 @@ def me(request: Request) -> Response:
         "departments": memberships_for(user).order_by("department__name"),
     }
     return Response(MeSerializer(data).data)
+
+
+ERROR_COMPONENT = "RequestError"
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": (
+        "Why the request was refused: ``detail`` for a general reason, or the names of the "
+        "fields and parameters at fault, each with its messages."
+    ),
+    "additionalProperties": {},
+}
+PAGING_PARAMETERS = {"limit", "offset", "cursor", "page_size"}
+COMMON_ERRORS = {
+    "400": "Invalid input: the body names each field or parameter at fault.",
+    "403": "Not signed in, no department membership, no permission, or a missing CSRF token.",
+    "404": "No such record, or one of another department (the same answer).",
+    "415": "The body's media type is not one the operation reads.",
+    "429": "Too many requests: retry after the ``Retry-After`` seconds.",
+}
+
+
+def document_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: the errors every operation can answer.
+
+    DRF answers 403 (authentication, permission, CSRF) and 429 (throttle) on every
+    endpoint, 400 and 415 wherever it reads a body (400 for query parameters too), and 404
+    wherever a path names a record. Annotating each view alone would miss some, and
+    clients (and the fuzz tests) rely on every status an operation answers being
+    documented. Responses an operation documents itself are kept. Optional query
+    parameters other than paging ones are marked ``allowEmptyValue``: ``?kind=`` filters
+    nothing, as a form's empty select does.
+    """
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(ERROR_COMPONENT, ERROR_SCHEMA)
+    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            locations = {parameter["in"] for parameter in operation.get("parameters", [])}
+            applies = {
+                "400": "requestBody" in operation or "query" in locations,
+                "403": True,
+                "404": "path" in locations,
+                "415": "requestBody" in operation,
+                "429": True,
+            }
+            for parameter in operation.get("parameters", []):
+                if (
+                    parameter["in"] == "query"
+                    and not parameter.get("required")
+                    and parameter["name"] not in PAGING_PARAMETERS
+                ):
+                    # Filters (django-filter, report forms) read an empty value as "not given".
+                    parameter["allowEmptyValue"] = True
+            responses = operation.setdefault("responses", {})
+            for status_code, description in COMMON_ERRORS.items():
+                if applies[status_code] and status_code not in responses:
+                    responses[status_code] = {
+                        "content": {"application/json": {"schema": reference}},
+                        "description": description,
+                    }
+    return result
+
+
+def refuse_numbers_as_text() -> None:
+    """Make every DRF text field refuse a JSON number or boolean (a 400 naming the field).
+
+    DRF's ``CharField`` quietly turns ``{"reason": 0.3}`` into ``"0.3"``, while the OpenAPI
+    schema promises a string: a client sending a number has a bug we should tell it about,
+    and the fuzz test (tests/security/test_api_fuzz.py) holds the API to its schema. Applied
+    once from ``OrgConfig.ready``, so every serializer, hand-written or model-made, agrees.
+    """
+    original = serializers.CharField.to_internal_value
+    if getattr(original, "refuses_numbers", False):
+        return
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return original(self, data)
+
+    to_internal_value.refuses_numbers = True
+    serializers.CharField.to_internal_value = to_internal_value

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
-from config.org.models import Department, DepartmentOwnedQuerySet, Membership
+from config.org.models import AuditLog, Department, DepartmentOwnedQuerySet, Membership, Role
 
 
 def memberships_for(user) -> QuerySet[Membership]:
@@ -46,3 +46,22 @@ def get_visible_or_404(queryset: DepartmentOwnedQuerySet, user, **lookup) -> Mod
         return queryset.visible_to(user).get(**lookup)
     except queryset.model.DoesNotExist as exc:
         raise Http404 from exc
+
+
+def audit_entries_visible_to(user) -> QuerySet[AuditLog]:
+    """Audit entries a user may browse: all for the administrator; for a manager, the
+    entries of the departments they manage and those whose actor is a member of one of
+    them; none for anyone else.
+
+    An entry recorded without a department (an unmasked profile view, an export) is found
+    through its actor, so a manager sees what their own people did with personal data.
+    """
+    if not (user and user.is_authenticated):
+        return AuditLog.objects.none()
+    if user.is_superuser:
+        return AuditLog.objects.all()
+    managed = user.department_ids_with_role(Role.MANAGER)
+    if not managed:
+        return AuditLog.objects.none()
+    members = Membership.objects.filter(department_id__in=managed).values("user_id")
+    return AuditLog.objects.filter(Q(department_id__in=managed) | Q(actor_id__in=members))

@@ -15,6 +15,7 @@ from config.org.services import audit_record
 from customers.forms import CustomerSearchForm
 from customers.models import LifecycleStage
 from customers.panels import profile_panels
+from customers.privacy import can_handle_subject_requests
 from customers.selectors import (
     can_view_pii,
     customer_for_profile,
@@ -181,6 +182,7 @@ def detail(request, pk: int):
             "panels": profile_panels(request=request, customer=customer, show_pii=profile.show_pii),
             "preference_url": preference_url,
             "merged_from": merged_from if merged_from.isdigit() else "",
+            "can_handle_subject_requests": can_handle_subject_requests(request.user),
             **timeline,
         },
         status=status,

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_POST
 
 from config.org.models import Department
 from config.org.selectors import get_visible_or_404
+from config.org.services import audit_record
 from customers.exports import export_response
 from customers.models import AttributeDefinition, Customer, Segment, SegmentMembership
 from customers.segments import (
@@ -455,7 +456,17 @@ def segment_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .order_by("customer_id")
     )
     page_obj = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
-    context = {"segment": segment, "page_obj": page_obj, "show_names": can_view_pii(user)}
+    show_names = can_view_pii(user)
+    if show_names and page_obj.object_list:
+        audit_record(
+            actor=user,
+            action="segment.members_view_pii",
+            target=segment,
+            department=segment.owner_department,
+            detail={"via": "web", "customers": [row.customer_id for row in page_obj]},
+            ip_address=request.META.get("REMOTE_ADDR"),
+        )
+    context = {"segment": segment, "page_obj": page_obj, "show_names": show_names}
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, "customers/segments/detail.html#members", context)
     shares = list(segment.shares.select_related("department").order_by("department__name"))
@@ -497,6 +508,7 @@ def segment_export(request: HttpRequest, pk: int) -> HttpResponse:
         fmt=request.GET.get("format", "csv"),
         user=request.user,
         description=f"segment #{segment.pk} {segment.name}",
+        target=segment,
     )
 
 
@@ -529,7 +541,8 @@ def segment_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
 def segment_share_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Share with another department, to view or to edit (managers of the owner)."""
     segment = get_visible_or_404(Segment.objects, request.user, pk=pk)
-    department = get_object_or_404(Department, pk=request.POST.get("department") or 0)
+    raw = request.POST.get("department", "")
+    department = get_object_or_404(Department, pk=int(raw) if raw.isdigit() else 0)
     try:
         segment_share(
             segment=segment,

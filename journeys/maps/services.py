@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from config.org.models import Department, Role, Share
-from config.org.services import share_grant, share_revoke
+from config.org.services import audit_record, share_grant, share_revoke
 from customers.models import Segment
 from experience.models import ExperienceValue, Touchpoint
 from journeys.maps.cells import (
@@ -491,6 +491,14 @@ def stage_delete(*, stage: Stage, by) -> None:
         action=Revision.Action.DELETE,
         before=snapshot,
         author=by,
+    )
+    journey = Journey.objects.select_related("owner_department").get(pk=journey_id)
+    audit_record(
+        actor=by,
+        action="stage.delete",
+        target=journey,
+        department=journey.owner_department,
+        detail={"stage": snapshot["id"], "name": name},
     )
 
 

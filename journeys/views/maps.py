@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from config.org.models import Membership, Role
 from config.org.selectors import departments_where
+from config.org.services import audit_record
 from config.spreadsheets import csv_text
 from customers.models import Segment
 from experience.models import ExperienceValue, Touchpoint
@@ -723,6 +724,14 @@ def journey_export_csv(request, pk: int):
     journey = map_selectors.get_journey_for(request.user, pk)
     days = _period(request.GET.get("days"))
     table = map_selectors.journey_table(journey, user=request.user, days=days)
+    audit_record(
+        actor=request.user,
+        action="journey.export",
+        target=journey,
+        department=journey.owner_department,
+        detail={"format": "csv", "days": days},
+        ip_address=request.META.get("REMOTE_ADDR"),
+    )
     response = HttpResponse(csv_text(table), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="journey-{journey.pk}.csv"'
     return response

@@ -88,7 +88,13 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     with translation.override(language):
         channel = delivery.campaign.get_channel_display()
         if request.method == "POST":
-            feedback.unsubscribe(delivery.pk)
+            # RFC 8058: a mail client posts "List-Unsubscribe=One-Click"; the page's button
+            # posts "via=page". Either unsubscribes; the consent history says which it was.
+            one_click = request.POST.get("via") != "page"
+            feedback.unsubscribe(
+                delivery.pk,
+                source=feedback.ONE_CLICK_SOURCE if one_click else feedback.UNSUBSCRIBE_SOURCE,
+            )
             return _render(
                 request,
                 "journeys/public/unsubscribed.html",

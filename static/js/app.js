@@ -138,3 +138,17 @@
   });
 })();
 // === end journey maps ===
+
+// === Web security (config/security.py, Content-Security-Policy): htmx runs with allowEval
+// off, so conditions that used to be inline expressions live here. ===
+(function () {
+  "use strict";
+  // Polls marked data-poll-when-visible skip their turn while the tab is hidden.
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    if (document.hidden && source && source.closest && source.closest("[data-poll-when-visible]")) {
+      event.preventDefault();
+    }
+  });
+})();
+// === end web security ===

@@ -57,6 +57,68 @@ def browser():
         browser.close()
 
 
+# Content-Security-Policy violations: the policy is enforced (or, with CSP_REPORT_ONLY=1,
+# reported), and every browser test fails on a violation, so a page that needs an inline
+# script or style, eval or a foreign source cannot slip in unnoticed.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  var violation = {
+    directive: event.violatedDirective,
+    blocked: event.blockedURI,
+    source: event.sourceFile + ":" + event.lineNumber,
+    sample: event.sample,
+    page: event.documentURI,
+  };
+  window.__cspViolations.push(violation);
+  window.__cspViolation(JSON.stringify(violation));
+});
+"""
+
+
+def watch_csp(context, violations: list[str]) -> None:
+    """Record ``context``'s CSP violations (events and console messages) in ``violations``."""
+
+    def record(text: str) -> None:
+        violations.append(text)
+
+    context.expose_function("__cspViolation", record)
+    context.add_init_script(CSP_LISTENER)
+
+    def on_console(message) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(f"console: {message.text}")
+
+    context.on("console", on_console)
+
+
+@pytest.fixture(autouse=True)
+def csp_violations(request):
+    """Every context a browser test opens reports CSP violations; any one fails the test."""
+    if "browser" not in request.fixturenames and "page" not in request.fixturenames:
+        yield []
+        return
+    browser = request.getfixturevalue("browser")
+    violations: list[str] = []
+    new_context = browser.new_context
+
+    def new_watched_context(*args, **kwargs):
+        context = new_context(*args, **kwargs)
+        watch_csp(context, violations)
+        return context
+
+    browser.new_context = new_watched_context
+    try:
+        yield violations
+    finally:
+        del browser.new_context
+    if violations:
+        pytest.fail(
+            "Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)),
+            pytrace=False,
+        )
+
+
 @pytest.fixture
 def page(browser):
     """A fresh page in its own context (no cookies shared between tests)."""

@@ -126,7 +126,7 @@ def test_one_click_post_without_csrf_token_unsubscribes(delivery):
 
     assert response.status_code == 200
     consent = Consent.objects.get(customer=delivery.customer, channel="email")
-    assert (consent.status, consent.source) == ("withdrawn", "unsubscribe")
+    assert (consent.status, consent.source) == ("withdrawn", "one_click_unsubscribe")
 
 
 def test_forged_unsubscribe_link_is_404_and_changes_nothing(client, delivery):

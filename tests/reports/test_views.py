@@ -86,7 +86,7 @@ def test_home_shows_four_cards_that_load_their_figures_with_htmx(client, crm_edi
     assert html.count("<noscript>") == 4
     assert 'hx-headers=\'{"X-CSRFToken": "' in html
     assert "htmx.min.js" in html
-    assert "plotly" not in html
+    assert "plotly-cartesian" not in html  # plotly.js is loaded on chart pages only
 
 
 def test_home_draws_the_circles_as_keyboard_reachable_svg_links(client, crm_editor):

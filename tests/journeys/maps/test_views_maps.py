@@ -183,7 +183,7 @@ def test_editor_sees_the_grid_with_edit_buttons_presence_and_the_chart(client, j
     assert cell_url("stage", first.pk, "actions") + "?edit=1" in content
     assert f'hx-get="{detail_url(journey)}?days=90" hx-trigger="load"' in content
     assert live_url(journey) in content
-    assert 'hx-trigger="every 1500ms [!document.hidden]"' in content
+    assert 'hx-trigger="every 1500ms" data-poll-when-visible' in content
     assert Presence.objects.filter(room=f"journey-{journey.pk}", user=crm_editor).exists()
 
 
