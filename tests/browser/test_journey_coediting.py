@@ -113,9 +113,10 @@ def test_marketer_edits_and_sales_planner_sees_presence_and_text_live(live_serve
         marketer.locator(f"form{emotion} select").select_option("-2")
         marketer.locator(f"form{emotion}").get_by_role("button", name="Save").click()
         expect(planner.locator(emotion)).to_contain_text("−2", timeout=LIVE_TIMEOUT)
+        # A function, not an expression: Playwright evaluates a bare expression with eval,
+        # which the page's Content-Security-Policy refuses.
         planner.wait_for_function(
-            "document.getElementById('emotion-chart').data"
-            " && document.getElementById('emotion-chart').data.some("
+            "() => (document.getElementById('emotion-chart').data || []).some("
             "trace => trace.type === 'scatter' && trace.y[0] === -2)",
             timeout=LIVE_TIMEOUT,
         )

@@ -29,7 +29,7 @@ from experience.surveys import invitation_token
 from journeys.feedback import click_token, open_token, unsubscribe_token
 from journeys.maps.discussion import comment_add
 from journeys.maps.services import cell_save, journey_create, persona_create
-from journeys.models import Campaign, Notification, StaffTask, Suppression
+from journeys.models import Campaign, ContactPolicy, Notification, StaffTask, Suppression
 from reports.models import ReportSubscription
 from tests import factories as f
 
@@ -50,6 +50,9 @@ class World:
 def build_world(*, crm, sales, crm_manager) -> World:
     """One CRM-owned record of each kind a URL names, and valid public-link tokens."""
     now = timezone.now()
+    # The company's contact policy is a singleton made on first use; make it now, so the
+    # admin's add page answers the same whatever ran before (it refuses a second one).
+    ContactPolicy.current()
     customer = f.CustomerFactory(family_name=MARKER, given_name="Hanako")
     f.IdentityFactory(customer=customer, value="zqxmark@example.jp")
     f.ConsentFactory(customer=customer, channel="email", status=Consent.Status.GRANTED)

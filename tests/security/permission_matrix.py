@@ -738,6 +738,7 @@ ADMIN_NO_ADD = {
     "org.apitoken",  # created on /settings/tokens/, where the secret is shown once
     "journeys.comment",  # written on the maps, where mentions notify people
     "journeys.revision",  # written by every change on the maps, never by hand
+    "journeys.contactpolicy",  # one per company, made on first use (the world makes it)
     "customers.importrowerror",  # written by the import, shown read-only
     "experience.surveyinvitation",  # sent by campaigns and the API
     "axes.accessattempt",
