@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint format messages audit fuzz bench-reports clean
+.PHONY: help demo test lint format messages audit fuzz bench bench-reports clean
 
 help:
 	@echo "make demo      run the dashboard with the demo company (web server + task worker)"
@@ -18,6 +18,7 @@ help:
 	@echo "make messages  update and compile the Japanese translations (needs gettext)"
 	@echo "make audit     pip-audit of requirements.lock (needs a vulnerability service)"
 	@echo "make fuzz      schemathesis with fresh random examples, 100 per operation (slow)"
+	@echo "make bench     scenario benchmarks B1-B7 vs references, SQLite + PostgreSQL, large company (slow)"
 	@echo "make bench-reports  time every report page on the demo company (docs/benchmarks.md)"
 	@echo "make clean     remove caches, collected static files and .venv (keeps db.sqlite3)"
 
@@ -55,6 +56,10 @@ audit: $(INSTALLED)
 # The suite replays fixed examples; this draws new ones to hunt for what they miss.
 fuzz: $(INSTALLED)
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=100 $(BIN)/pytest tests/security/test_api_fuzz.py
+
+# Seeds the large company once per database (cached in .bench/ and circle_bench_large).
+bench: $(INSTALLED)
+	$(BIN)/python -m tests.benchmarks.run --database sqlite --database postgresql --size large
 
 bench-reports: $(INSTALLED)
 	$(BIN)/python -m tests.benchmarks.report_pages

@@ -437,7 +437,13 @@ def _compile_attribute(params: dict, ctx: CompileContext) -> Q:
     key, op, value = params["key"], params["op"], params.get("value")
     path = f"attributes__{key}"
     # has_key and "not JSON null" make the predicate two-valued (see the module docstring).
-    present = Q(**{"attributes__has_key": key}) & ~Q(**{path: None})
+    has_key = Q(**{"attributes__has_key": key})
+    if op in ("eq", "ne", "in") and _never_matches_json_null(value if op == "in" else [value]):
+        # Equality with strings or numbers is already false for a JSON null, so the key
+        # test alone keeps it two-valued: one JSON evaluation per row fewer (B2).
+        equal = has_key & Q(**{f"{path}__{'in' if op == 'in' else 'exact'}": value})
+        return ~equal if op == "ne" else equal
+    present = has_key & ~Q(**{path: None})
     if op == "ne":
         return ~(present & Q(**{path: value}))
     if op == "contains":
@@ -445,6 +451,16 @@ def _compile_attribute(params: dict, ctx: CompileContext) -> Q:
     if op == "in":
         return present & Q(**{f"{path}__in": value})
     return present & Q(**{f"{path}__{COMPARISONS[op]}": value})
+
+
+def _never_matches_json_null(values) -> bool:
+    """Strings and numbers only, none of them the text "null" (which SQLite's JSON key
+    transform yields for a JSON null, so ``= 'null'`` would match it)."""
+    return isinstance(values, list) and all(
+        (isinstance(v, str) and v != "null")
+        or (isinstance(v, int | float) and not isinstance(v, bool))
+        for v in values
+    )
 
 
 def _check_attribute(params: dict, path: str, ctx: ValidationContext) -> None:

@@ -54,18 +54,20 @@ def _touchpoint_filters(queryset: QuerySet, filters: TimelineFilters) -> QuerySe
     return queryset
 
 
-def _touchpoint_bits(row) -> tuple[str, str, str, str]:
-    """(channel, channel label, department name, touchpoint name or "") of a row."""
+def _touchpoint_bits(row, labels: dict[str, str]) -> tuple[str, str, str, str]:
+    """(channel, channel label, department name, touchpoint name or "") of a row.
+
+    ``labels`` memoises the translated channel labels within one page: translating a
+    lazy label costs ~0.1 ms, several milliseconds over a page of 50 rows (B7).
+    """
     touchpoint = row.touchpoint
     if touchpoint is None:
         return "", "", "", ""
     name = touchpoint.name if row.touchpoint_visible else ""
-    return (
-        touchpoint.channel,
-        str(touchpoint.get_channel_display()),
-        touchpoint.owner_department.name,
-        name,
-    )
+    channel = touchpoint.channel
+    if channel not in labels:
+        labels[channel] = str(touchpoint.get_channel_display())
+    return channel, labels[channel], touchpoint.owner_department.name, name
 
 
 def _event_detail(properties: dict) -> str:
@@ -90,9 +92,9 @@ def events_fetch(
         .annotate(touchpoint_visible=visible_flag(Touchpoint, "touchpoint_id", filters.viewer))
         .order_by("-occurred_at", "-pk")[:limit]
     )
-    entries = []
+    entries, labels = [], {}
     for event in events:
-        channel, channel_label, department, place = _touchpoint_bits(event)
+        channel, channel_label, department, place = _touchpoint_bits(event, labels)
         detail = " · ".join(part for part in (place, _event_detail(event.properties)) if part)
         entries.append(
             TimelineEntry(
@@ -126,9 +128,9 @@ def orders_fetch(
         .annotate(touchpoint_visible=visible_flag(Touchpoint, "touchpoint_id", filters.viewer))
         .order_by("-ordered_at", "-pk")[:limit]
     )
-    entries = []
+    entries, labels = [], {}
     for order in orders:
-        channel, channel_label, department, place = _touchpoint_bits(order)
+        channel, channel_label, department, place = _touchpoint_bits(order, labels)
         title = _("Order %(number)s: ¥%(total)s") % {
             "number": order.number,
             "total": f"{order.total:,.0f}",

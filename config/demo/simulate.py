@@ -83,10 +83,12 @@ PREFECTURE_CUM = list(itertools.accumulate(p[2] for p in PREFECTURES))
 
 @dataclass(frozen=True)
 class DemoSize:
-    """How big the company is; ``browse_per_year`` tunes events per customer."""
+    """How big the company is; ``browse_per_year`` tunes events per customer and
+    ``repeat_buyers`` (the share of first-time buyers who come back) orders per customer."""
 
     customers: int
     browse_per_year: float
+    repeat_buyers: float = 0.33
 
 
 @dataclass
@@ -535,7 +537,7 @@ class CompanySimulator:
             return []
         first = self.rng.randint(max(person.last_day, person.first_day - 30), person.first_day)
         days = [first]
-        if self._chance(0.33) and first > person.last_day:
+        if self._chance(self.plan.repeat_buyers) and first > person.last_day:
             days += [self._day(person.last_day, first - 1) for _ in range(1 + self._count(4.0))]
         return [self._order_on(person, day) for day in days]
 

@@ -47,6 +47,9 @@ class Command(BaseCommand):
         self._say(verbosity, f"Seeded the {size} demo company in {result.seconds:.1f} s:")
         for label, count in result.counts.items():
             self._say(verbosity, f"  {label:<28} {count:>12,}")
+        self._say(verbosity, "Seconds per stage:")
+        for stage, seconds in result.phases.items():
+            self._say(verbosity, f"  {stage:<40} {seconds:>8.1f}")
 
     def _say(self, verbosity: int, message: str) -> None:
         if verbosity > 0:

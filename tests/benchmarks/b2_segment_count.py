@@ -1,0 +1,149 @@
+"""B2: the live count of a segment with five mixed conditions, over every customer.
+
+Ours is ``customers.segments.segment_count`` — what the builder's count preview and the
+segments API call: validate the rule tree, compile it to ONE query (the metrics join plus
+``EXISTS`` sub-queries) and ``COUNT(*)`` it. The reference asks the same question in SQL
+written by hand for the database at hand (the event type id looked up once beforehand, as a
+person writing the query would). Both counts must agree before anything is timed.
+
+Targets (issue 8): p95 ≤ 250 ms on SQLite, ≤ 150 ms on PostgreSQL; ours ≤ 1.2× the
+reference's median time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+
+from tests.benchmarks.harness import Result, abab, time_ratio
+
+SCENARIO = "B2"
+PAIRS = 7
+TARGET_P95 = {"sqlite": 0.250, "postgresql": 0.150}
+RATIO_BOUND = 1.2
+EVENT_DAYS, ORDER_DAYS = 30, 365
+RANKS = ["silver", "gold", "platinum"]
+
+# Silver-or-better members, subscribed by email, who looked at a product in the last 30
+# days, completed an order within a year and last answered the NPS survey 9 or 10.
+RULES = {
+    "op": "and",
+    "children": [
+        {"type": "attribute", "key": "member_rank", "op": "in", "value": RANKS},
+        {"type": "consent", "channel": "email", "status": "granted"},
+        {"type": "event", "event": "product_view", "within_days": EVENT_DAYS},
+        {"type": "order", "within_days": ORDER_DAYS},
+        {"type": "nps", "category": "promoter"},
+    ],
+}
+
+_RANK_SQL = {
+    "sqlite": "json_extract(c.attributes, '$.member_rank')",
+    "postgresql": "c.attributes ->> 'member_rank'",
+}
+REFERENCE_SQL = """
+SELECT COUNT(*)
+FROM customers_customer c
+JOIN customers_customermetrics m ON m.customer_id = c.id
+WHERE c.merged_into_id IS NULL
+  AND {rank} IN (%s, %s, %s)
+  AND EXISTS (SELECT 1 FROM customers_consent k
+              WHERE k.customer_id = c.id AND k.channel = 'email' AND k.status = 'granted')
+  AND EXISTS (SELECT 1 FROM experience_event e
+              WHERE e.customer_id = c.id AND e.event_type_id = %s AND e.occurred_at >= %s)
+  AND EXISTS (SELECT 1 FROM experience_order o
+              WHERE o.customer_id = c.id AND o.status = 'completed' AND o.ordered_at >= %s)
+  AND m.last_nps BETWEEN 9 AND 10
+"""
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def reference_count(event_type_id: int, now: dt.datetime) -> int:
+    """The same question in hand-written SQL."""
+    from django.db import connection
+
+    sql = REFERENCE_SQL.format(rank=_RANK_SQL[connection.vendor])
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        *RANKS,
+        event_type_id,
+        adapt(now - dt.timedelta(days=EVENT_DAYS)),
+        adapt(now - dt.timedelta(days=ORDER_DAYS)),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()[0]
+
+
+def run(*, database: str, size: str) -> list[Result]:
+    from django.db import transaction
+    from django.utils import timezone
+
+    from customers.models import Customer
+    from customers.segments import segment_count, segment_queryset
+    from experience.models import EventType
+
+    event_type_id = EventType.objects.get(name="product_view").pk
+    for _attempt in range(3):  # another process may be writing to the company meanwhile
+        now = timezone.now()
+        with transaction.atomic():  # one snapshot for both counts on SQLite
+            expected = reference_count(event_type_id, now)
+            got = segment_queryset(RULES, now=now).count()
+        if got == expected:
+            break
+    else:
+        raise AssertionError(f"B2: the compiler counts {got}, the hand-written SQL {expected}")
+    customers = Customer.objects.count()
+    _log(f"B2 on {database} ({size}, {customers} customers): {expected} match")
+
+    ours, reference = abab(
+        lambda: segment_count(RULES),
+        lambda: reference_count(event_type_id, timezone.now()),
+        pairs=PAIRS,
+        log=_log,
+    )
+    ratio = time_ratio(ours, reference)
+    target = TARGET_P95[database]
+    met = ours.p95 <= target and ratio <= RATIO_BOUND
+    return [
+        Result(
+            scenario=SCENARIO,
+            name=f"segment count, 5 mixed conditions, {customers:,} customers",
+            database=database,
+            ours=ours,
+            reference=reference,
+            reference_label="hand-written SQL (same count)",
+            comparison=f"time ours/ref ≤ {RATIO_BOUND}",
+            ratio=ratio,
+            target=f"p95 ≤ {target * 1000:.0f} ms",
+            met=met,
+            notes=(
+                f"{expected:,} customers match: member_rank in silver/gold/platinum AND email "
+                f"consent granted AND product_view within {EVENT_DAYS} days AND a completed "
+                f"order within {ORDER_DAYS} days AND NPS promoter."
+            ),
+            extra={"count": expected, "customers": customers, "size": size},
+        )
+    ]
+
+
+if __name__ == "__main__":  # python -m tests.benchmarks.b2_segment_count [DATABASE_URL]
+    import json
+
+    import django
+
+    if len(sys.argv) > 1:
+        os.environ["DATABASE_URL"] = sys.argv[1]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    settings.DEBUG = False  # as tests.benchmarks.run: no query log
+
+    for result in run(database=connection.vendor, size=os.environ.get("BENCH_SIZE", "?")):
+        print(json.dumps(result.as_dict(), indent=2))

@@ -1,0 +1,322 @@
+"""B3: materialising segment membership, in full and for the customers that changed.
+
+A benchmark segment "email consent granted" holds about half the company (≈500k members at
+1M customers). Two measurements:
+
+- **full**: ``customers.segments.segment_refresh`` of the segment from an empty membership
+  (its first computation: ≈500k rows written), against hand-written SQL doing the same set
+  change in one transaction (``DELETE … NOT EXISTS``, ``INSERT … SELECT`` driven by the
+  consent index, recount). ``before_each`` empties the membership again.
+- **incremental**: 1 % of the customers (10k at 1M) changed their email consent, half
+  of the members withdrawing and as many non-members granting it;
+  ``customers.segments.segment_membership_sync`` brings the segment up to date for them
+  (the other dynamic segments are set aside meanwhile, so both sides update one
+  segment), against a hand-written ``DELETE … NOT EXISTS`` / ``INSERT … SELECT`` over the
+  same ids. ``before_each`` restores those customers' membership as it was before the
+  change.
+
+Everything is undone afterwards: the consents flipped back, the segment and its rows
+deleted, the other segments' ``computed_at`` restored. Targets (issue 8): full ≤ 5 s,
+incremental ≤ 200 ms; ours ≤ 1.5× the reference's median time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from tests.benchmarks.harness import Result, abab, time_ratio
+
+SCENARIO = "B3"
+FULL_PAIRS, INCREMENTAL_PAIRS = 5, 7
+FULL_TARGET, INCREMENTAL_TARGET = 5.0, 0.200
+RATIO_BOUND = 1.5
+CHANGED_SHARE = 0.01  # 10k of 1M customers
+SEGMENT_NAME = "B3 benchmark: email subscribers"
+RULES = {"op": "and", "children": [{"type": "consent", "channel": "email", "status": "granted"}]}
+
+MEMBERSHIP = "customers_segmentmembership"
+MATCHES = """
+    SELECT 1 FROM customers_consent k JOIN customers_customer c ON c.id = k.customer_id
+    WHERE k.customer_id = {id} AND k.channel = 'email' AND k.status = 'granted'
+      AND c.merged_into_id IS NULL"""
+FULL_DELETE = f"""
+DELETE FROM {MEMBERSHIP} WHERE segment_id = %s
+  AND NOT EXISTS ({MATCHES.format(id=f"{MEMBERSHIP}.customer_id")})"""
+FULL_INSERT = f"""
+INSERT INTO {MEMBERSHIP} (segment_id, customer_id, added_at)
+SELECT %s, k.customer_id, %s
+FROM customers_consent k JOIN customers_customer c ON c.id = k.customer_id
+WHERE k.channel = 'email' AND k.status = 'granted' AND c.merged_into_id IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {MEMBERSHIP} e
+                  WHERE e.segment_id = %s AND e.customer_id = k.customer_id)"""
+RECOUNT = f"""
+UPDATE customers_segment SET computed_at = %s,
+  member_count = (SELECT COUNT(*) FROM {MEMBERSHIP} WHERE segment_id = %s)
+WHERE id = %s"""
+# The changed ids travel as one parameter: a JSON array on SQLite, an array on PostgreSQL.
+IDS = {
+    "sqlite": "IN (SELECT value FROM json_each(%s))",
+    "postgresql": "= ANY(%s::bigint[])",
+}
+INCREMENTAL_DELETE = f"""
+DELETE FROM {MEMBERSHIP} WHERE segment_id = %s AND customer_id {{ids}}
+  AND NOT EXISTS ({MATCHES.format(id=f"{MEMBERSHIP}.customer_id")})"""
+INCREMENTAL_INSERT = f"""
+INSERT INTO {MEMBERSHIP} (segment_id, customer_id, added_at)
+SELECT %s, c.id, %s FROM customers_customer c
+WHERE c.id {{ids}} AND c.merged_into_id IS NULL
+  AND EXISTS (SELECT 1 FROM customers_consent k
+              WHERE k.customer_id = c.id AND k.channel = 'email' AND k.status = 'granted')
+  AND NOT EXISTS (SELECT 1 FROM {MEMBERSHIP} e WHERE e.segment_id = %s AND e.customer_id = c.id)"""
+MOVE_COUNT = "UPDATE customers_segment SET member_count = member_count + %s WHERE id = %s"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _execute(sql: str, params: list) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return max(cursor.rowcount, 0)
+
+
+def _ids_param(ids: list[int]):
+    import json
+
+    from django.db import connection
+
+    return json.dumps(ids) if connection.vendor == "sqlite" else ids
+
+
+def reference_full(segment_id: int) -> int:
+    """The full refresh in hand-written SQL: drop who left, add who joined, recount."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with transaction.atomic():
+        _execute(FULL_DELETE, [segment_id])
+        _execute(FULL_INSERT, [segment_id, now, segment_id])
+        _execute(RECOUNT, [now, segment_id, segment_id])
+    return _member_count(segment_id)
+
+
+def reference_incremental(segment_id: int, ids: list[int]) -> int:
+    """The same set change for the changed customers only; the count moves by the net."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    ids_sql, ids_param = IDS[connection.vendor], _ids_param(ids)
+    with transaction.atomic():
+        left = _execute(INCREMENTAL_DELETE.format(ids=ids_sql), [segment_id, ids_param])
+        joined = _execute(
+            INCREMENTAL_INSERT.format(ids=ids_sql), [segment_id, now, ids_param, segment_id]
+        )
+        _execute(MOVE_COUNT, [joined - left, segment_id])
+    return len(ids)
+
+
+def _member_count(segment_id: int) -> int:
+    from customers.models import SegmentMembership
+
+    return SegmentMembership.objects.filter(segment_id=segment_id).count()
+
+
+def _members(segment_id: int) -> set[int]:
+    from customers.models import SegmentMembership
+
+    return set(
+        SegmentMembership.objects.filter(segment_id=segment_id).values_list(
+            "customer_id", flat=True
+        )
+    )
+
+
+def _empty(segment_id: int) -> None:
+    _execute(f"DELETE FROM {MEMBERSHIP} WHERE segment_id = %s", [segment_id])
+
+
+def _pick_changed(total: int) -> tuple[list[int], list[int]]:
+    """Half members to withdraw, half non-members to grant: unmerged, spread over ids."""
+    from customers.models import Consent
+
+    half = max(500, round(total * CHANGED_SHARE) // 2)
+    email = Consent.objects.filter(channel="email", customer__merged_into__isnull=True)
+
+    def spread(status: str) -> list[int]:
+        ids = list(
+            email.filter(status=status)
+            .order_by("customer_id")
+            .values_list("customer_id", flat=True)
+        )
+        step = max(1, len(ids) // half)
+        return ids[::step][:half]
+
+    return spread("granted"), spread("withdrawn")
+
+
+def _set_email(ids: list[int], status: str) -> None:
+    from customers.models import Consent
+
+    for start in range(0, len(ids), 5_000):
+        Consent.objects.filter(customer_id__in=ids[start : start + 5_000], channel="email").update(
+            status=status
+        )
+
+
+def _restore_membership(segment_id: int, changed: list[int], members: list[int]) -> Callable:
+    """A ``before_each``: the changed customers' rows as before the change, count too."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from customers.models import Segment
+
+    def restore() -> None:
+        ids_sql = IDS[connection.vendor]
+        _execute(
+            f"DELETE FROM {MEMBERSHIP} WHERE segment_id = %s AND customer_id {ids_sql}",
+            [segment_id, _ids_param(changed)],
+        )
+        added = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {MEMBERSHIP} (segment_id, customer_id, added_at) VALUES (%s, %s, %s)",
+                [(segment_id, pk, added) for pk in members],
+            )
+        Segment.objects.filter(pk=segment_id).update(member_count=_member_count(segment_id))
+
+    return restore
+
+
+def run(*, database: str, size: str) -> list[Result]:
+    from django.db import transaction
+
+    from config.org.models import Department
+    from customers.models import Customer, Segment
+    from customers.segments import segment_membership_sync, segment_refresh
+
+    customers = Customer.objects.count()
+    Segment.objects.filter(name=SEGMENT_NAME).delete()  # a crashed run's leftover
+    segment = Segment.objects.create(
+        name=SEGMENT_NAME,
+        kind=Segment.Kind.DYNAMIC,
+        rules=RULES,
+        owner_department=Department.objects.order_by("pk").first(),
+    )
+    others = dict(
+        Segment.objects.filter(kind=Segment.Kind.DYNAMIC, computed_at__isnull=False)
+        .exclude(pk=segment.pk)
+        .values_list("pk", "computed_at")
+    )
+    withdraw: list[int] = []
+    grant: list[int] = []
+    try:
+        # Full: both sides must produce the same membership from empty.
+        members = segment_refresh(segment=segment)
+        expected = _members(segment.pk)
+        _empty(segment.pk)
+        reference_full(segment.pk)
+        if _members(segment.pk) != expected:
+            raise AssertionError("B3: the full refreshes disagree")
+        _log(f"B3 on {database} ({size}, {customers} customers): {members} members")
+        full_ours, full_ref = abab(
+            lambda: segment_refresh(segment=segment),
+            lambda: reference_full(segment.pk),
+            pairs=FULL_PAIRS,
+            before_each=lambda: _empty(segment.pk),
+            log=_log,
+        )
+
+        # Incremental: the starting state is the full membership; then consents change.
+        _empty(segment.pk)
+        segment_refresh(segment=segment)
+        withdraw, grant = _pick_changed(customers)
+        changed = sorted(withdraw + grant)
+        _set_email(withdraw, "withdrawn")
+        _set_email(grant, "granted")
+        Segment.objects.filter(pk__in=others).update(computed_at=None)
+        restore = _restore_membership(segment.pk, changed, withdraw)
+        restore()
+        segment_membership_sync(customer_ids=changed)
+        after = _members(segment.pk)
+        restore()
+        reference_incremental(segment.pk, changed)
+        if _members(segment.pk) != after or not (set(grant) <= after) or set(withdraw) & after:
+            raise AssertionError("B3: the incremental refreshes disagree")
+        inc_ours, inc_ref = abab(
+            lambda: (segment_membership_sync(customer_ids=changed), len(changed))[1],
+            lambda: reference_incremental(segment.pk, changed),
+            pairs=INCREMENTAL_PAIRS,
+            before_each=restore,
+            log=_log,
+        )
+    finally:
+        with transaction.atomic():
+            _set_email(withdraw, "granted")
+            _set_email(grant, "withdrawn")
+            for pk, computed_at in others.items():
+                Segment.objects.filter(pk=pk).update(computed_at=computed_at)
+            _empty(segment.pk)
+            segment.delete()
+
+    full_ours.items = full_ref.items = members
+    full_ratio = time_ratio(full_ours, full_ref)
+    inc_ratio = time_ratio(inc_ours, inc_ref)
+    return [
+        Result(
+            scenario=SCENARIO,
+            name=f"segment refresh, full, {members:,} members of {customers:,}",
+            database=database,
+            ours=full_ours,
+            reference=full_ref,
+            reference_label="hand-written DELETE…NOT EXISTS + INSERT…SELECT",
+            comparison=f"time ours/ref ≤ {RATIO_BOUND}",
+            ratio=full_ratio,
+            target=f"≤ {FULL_TARGET:.0f} s",
+            met=full_ours.median <= FULL_TARGET and full_ratio <= RATIO_BOUND,
+            notes="From an empty membership (first computation); rule: email consent granted.",
+            extra={"members": members, "customers": customers, "size": size},
+        ),
+        Result(
+            scenario=SCENARIO,
+            name=f"segment refresh, incremental, {len(changed):,} customers changed",
+            database=database,
+            ours=inc_ours,
+            reference=inc_ref,
+            reference_label="hand-written DELETE…NOT EXISTS + INSERT…SELECT on the ids",
+            comparison=f"time ours/ref ≤ {RATIO_BOUND}",
+            ratio=inc_ratio,
+            target=f"≤ {INCREMENTAL_TARGET * 1000:.0f} ms",
+            met=inc_ours.median <= INCREMENTAL_TARGET and inc_ratio <= RATIO_BOUND,
+            notes=(
+                f"{len(withdraw):,} members withdrew email consent and {len(grant):,} "
+                "non-members granted it; ours = segment_membership_sync(customer_ids=…) "
+                "with this segment the only computed dynamic one."
+            ),
+            extra={"changed": len(changed), "customers": customers, "size": size},
+        ),
+    ]
+
+
+if __name__ == "__main__":  # python -m tests.benchmarks.b3_membership [DATABASE_URL]
+    import json
+
+    import django
+
+    if len(sys.argv) > 1:
+        os.environ["DATABASE_URL"] = sys.argv[1]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    from django.conf import settings
+    from django.db import connection
+
+    settings.DEBUG = False  # as tests.benchmarks.run: no query log
+
+    for result in run(database=connection.vendor, size=os.environ.get("BENCH_SIZE", "?")):
+        print(json.dumps(result.as_dict(), indent=2))

@@ -1,0 +1,328 @@
+"""Run the scenario benchmarks (issue 8) and write docs/benchmarks/scenarios.json + the table.
+
+``python -m tests.benchmarks.run [--database sqlite|postgresql …] [--size large|medium]
+[--scenario B1 …]`` (``make bench``: both databases, large, every scenario). For each
+database it asks ``tests.benchmarks.company.company_url`` for the seeded company, then runs
+every scenario module in a fresh subprocess (``--one B2 --database-url …``: clean peak RSS,
+no state left from another scenario), which prints its results as JSON. Results of
+scenarios not run this time are kept from the previous JSON, so one scenario can be
+re-measured alone. Each module is ``tests/benchmarks/<module>.py`` with
+``run(*, database, size) -> list[Result]`` (see ``harness``); modules not written yet are
+skipped with a note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+JSON_OUT = ROOT / "docs" / "benchmarks" / "scenarios.json"
+MARKDOWN_OUT = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- scenarios:begin -->", "<!-- scenarios:end -->"
+SCENARIOS = {
+    "B1": "b1_ingest",
+    "B2": "b2_segment_count",
+    "B3": "b3_membership",
+    "B4": "b4_pages",
+    "B5": "b5_dispatch",
+    "B6": "b6_import",
+    "B7": "b7_profile",
+    "B8": "b8_figures",
+    "B9": "b9_http",
+}
+DATABASES = ("sqlite", "postgresql")
+DEV_SQLITE = ROOT / ".bench" / "demo-default.sqlite3"
+DEV_POSTGRES = "postgres://circle:circle-ci@127.0.0.1:5432/circle_bench_dev"
+CHILD_ENV = {
+    # Throughput, not the per-token throttle, is what B1 measures.
+    "API_THROTTLE_INGEST": "1000000/minute",
+    "API_THROTTLE_USER": "1000000/minute",
+    # B6 imports a 1M-row file (about 110 MB), above the 100 MiB default upload limit.
+    "IMPORT_MAX_BYTES": str(512 * 2**20),
+    # Follow-up work is queued for a worker, as in production, never run inline.
+    "Q2_SYNC": "0",
+}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def module_exists(scenario: str) -> bool:
+    return importlib.util.find_spec(f"tests.benchmarks.{SCENARIOS[scenario]}") is not None
+
+
+def company(database: str, size: str) -> tuple[str, str]:
+    """(database URL, size really used): the seeded company, or the dev fallback."""
+    try:
+        from tests.benchmarks.company import company_url
+    except ImportError:
+        log("tests.benchmarks.company is not there yet: using the default demo company")
+        return _dev_company(database), "default"
+    return company_url(database, size), size
+
+
+def _dev_company(database: str) -> str:
+    """The default demo company (50k customers), for runs before the large seed exists."""
+    if database == "sqlite":
+        DEV_SQLITE.parent.mkdir(exist_ok=True)
+        url = f"sqlite:///{DEV_SQLITE}"
+    else:
+        url = DEV_POSTGRES
+        _create_postgres_database(url)
+    env = {**os.environ, "DATABASE_URL": url}
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "seed_demo"], env=env, check=True, cwd=ROOT)
+    return url
+
+
+def _create_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def run_one_subprocess(scenario: str, database: str, size: str, url: str) -> list[dict] | None:
+    """Run one scenario module in a fresh interpreter; its results, or None if it failed."""
+    command = [sys.executable, "-m", "tests.benchmarks.run", "--one", scenario]
+    command += ["--database", database, "--size", size, "--database-url", url]
+    env = {**os.environ, **CHILD_ENV, "DATABASE_URL": url}
+    started = time.monotonic()
+    done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    log(f"{scenario} on {database}: {time.monotonic() - started:.0f} s")
+    if done.returncode != 0:
+        log(f"{scenario} on {database} failed (exit {done.returncode})")
+        return None
+    return json.loads(done.stdout)
+
+
+def run_one(scenario: str, database: str, size: str, url: str) -> None:
+    """Child process: set Django up on ``url``, run the module, print its results as JSON."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    for key, value in CHILD_ENV.items():
+        os.environ.setdefault(key, value)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.DEBUG = False  # no query log: production behaviour, no memory growth
+    logging.getLogger("django-q").setLevel(logging.WARNING)  # one line per queued task
+    module = importlib.import_module(f"tests.benchmarks.{SCENARIOS[scenario]}")
+    results = module.run(database=database, size=size)
+    print(json.dumps([result.as_dict() for result in results]))
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = ""
+    import sqlite3
+
+    return {
+        "machine": platform.machine(),
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "commit": commit,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _seconds(value: float) -> str:
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"
+
+
+def _rate(value: float) -> str:
+    return f"{value / 1000:.1f}k/s" if value >= 1000 else f"{value:.0f}/s"
+
+
+def _side(side: dict) -> str:
+    low, high = side["spread"]
+    text = f"{_seconds(side['median'])} ({_seconds(low)}–{_seconds(high)})"
+    if side.get("rate"):
+        slow, fast = side["rate_spread"]
+        text += f"<br>{_rate(side['rate'])} ({_rate(slow)}–{_rate(fast)})"
+    return text
+
+
+def table(meta: dict, results: list[dict]) -> str:
+    sizes = ", ".join(f"{db}: {size}" for db, size in sorted(meta.get("sizes", {}).items()))
+    lines = [
+        BEGIN,
+        f"Scenarios of issue 8, measured {meta['measured_at']} at commit `{meta['commit']}` "
+        f"on {meta['cpu_count']} CPUs ({meta['cpu'] or meta['machine']}), Python "
+        f"{meta['python']}, SQLite {meta['sqlite']}; company size {sizes or '—'}. "
+        "Regenerate with `make bench` (`python -m tests.benchmarks.run --help`).",
+        "",
+        "Each row: our path and its reference run alternately in one process (warm-up, then "
+        "ABAB pairs); time as median (min–max), rates at the median; ratio as the "
+        "comparison reads it; CPU = median CPU seconds of this process per run; peak = "
+        "largest RSS growth during a run.",
+        "",
+        "| # | scenario | db | ours | reference | ratio (bound) | CPU s ours / ref "
+        "| peak MB ours / ref | target | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in results:
+        ours, ref = row["ours"], row["reference"]
+        verdict = "met" if row["met"] else "**missed**"
+        lines.append(
+            f"| {row['scenario']} | {row['name']} | {row['database']} | {_side(ours)} "
+            f"| {row['reference_label']}: {_side(ref)} | {row['ratio']:.3f} "
+            f"({row['comparison']}) | {ours['cpu_median']:.2f} / {ref['cpu_median']:.2f} "
+            f"| {ours['peak_rss_mb']:.0f} / {ref['peak_rss_mb']:.0f} | {row['target']} "
+            f"| {verdict} |"
+        )
+    noted = [row for row in results if row.get("notes")]
+    if noted:
+        lines += ["", "Notes:", ""]
+        lines += [f"- **{r['scenario']} {r['database']}**: {r['notes']}" for r in noted]
+    missed = sorted(
+        {row["scenario"] for row in results if not row["met"]}, key=list(SCENARIOS).index
+    )
+    for scenario in missed:
+        why = _analysis(scenario)
+        if why:
+            lines += ["", f"Why {scenario} misses, and what would close it: {why}"]
+    skipped = meta.get("skipped") or []
+    if skipped:
+        lines += ["", f"Not measured (module not written yet): {', '.join(skipped)}."]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _analysis(scenario: str) -> str:
+    """The scenario module's ``MISSES`` text: the profile of a miss and the plan."""
+    try:
+        module = importlib.import_module(f"tests.benchmarks.{SCENARIOS[scenario]}")
+    except ImportError:
+        return ""
+    return " ".join(getattr(module, "MISSES", "").split())
+
+
+def write(meta: dict, results: list[dict]) -> None:
+    order = {key: index for index, key in enumerate(SCENARIOS)}
+    results.sort(
+        key=lambda r: (
+            order.get(r["scenario"], 99),
+            DATABASES.index(r["database"]),
+            r.get("extra", {}).get("rows", 0),
+            r["name"],
+        )
+    )
+    JSON_OUT.parent.mkdir(parents=True, exist_ok=True)
+    JSON_OUT.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    text = MARKDOWN_OUT.read_text() if MARKDOWN_OUT.exists() else "# Benchmarks\n"
+    block = table(meta, results)
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = f"{text.rstrip()}\n\n## Scenarios (issue 8)\n\n{block}\n"
+    MARKDOWN_OUT.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", action="append", choices=DATABASES)
+    parser.add_argument("--size", default="large", choices=("large", "medium"))
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
+    parser.add_argument(
+        "--table-only", action="store_true", help="only rewrite the table from the JSON"
+    )
+    parser.add_argument("--one", choices=list(SCENARIOS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database-url",
+        help="measure this database instead of the seeded company (with one --database)",
+    )
+    parser.add_argument(
+        "--size-label", help="what to call the company of --database-url (default: its name)"
+    )
+    args = parser.parse_args()
+    databases = args.database or list(DATABASES)
+    if args.database_url and not args.one and len(databases) != 1:
+        parser.error("--database-url needs exactly one --database")
+    if args.one:
+        run_one(args.one, databases[0], args.size, args.database_url)
+        return
+    if args.table_only:
+        stored = json.loads(JSON_OUT.read_text())
+        write(stored["meta"], stored["results"])
+        return
+    scenarios = args.scenario or list(SCENARIOS)
+    skipped = [s for s in scenarios if not module_exists(s)]
+    for scenario in skipped:
+        log(f"{scenario}: tests/benchmarks/{SCENARIOS[scenario]}.py not written yet, skipped")
+    wanted = [s for s in scenarios if s not in skipped]
+    sizes: dict[str, str] = {}
+    results: list[dict] = []
+    failed: list[str] = []
+    for database in databases:
+        if args.database_url:
+            url = args.database_url
+            size = args.size_label or url.rstrip("/").rsplit("/", 1)[-1]
+        else:
+            url, size = company(database, args.size)
+        sizes[database] = size
+        for scenario in wanted:
+            log(f"== {scenario} ({SCENARIOS[scenario]}) on {database}, {size}")
+            found = run_one_subprocess(scenario, database, size, url)
+            if found is None:
+                failed.append(f"{scenario} {database}")
+            else:
+                results += found
+    # Read only now: another run may have written its results meanwhile.
+    previous = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else {}
+    sizes = {**previous.get("meta", {}).get("sizes", {}), **sizes}
+    measured = {(r["scenario"], r["database"]) for r in results}
+    kept = [
+        row
+        for row in previous.get("results", [])
+        if (row["scenario"], row["database"]) not in measured
+    ]
+    meta = {**machine(), "sizes": sizes, "skipped": skipped, "failed": failed}
+    write(meta, kept + results)
+    log(f"wrote {JSON_OUT.relative_to(ROOT)} and {MARKDOWN_OUT.relative_to(ROOT)}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
