@@ -13,7 +13,6 @@ reference's median time.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 
 from tests.benchmarks.harness import Result, abab, time_ratio
@@ -129,21 +128,3 @@ def run(*, database: str, size: str) -> list[Result]:
             extra={"count": expected, "customers": customers, "size": size},
         )
     ]
-
-
-if __name__ == "__main__":  # python -m tests.benchmarks.b2_segment_count [DATABASE_URL]
-    import json
-
-    import django
-
-    if len(sys.argv) > 1:
-        os.environ["DATABASE_URL"] = sys.argv[1]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.DEBUG = False  # as tests.benchmarks.run: no query log
-
-    for result in run(database=connection.vendor, size=os.environ.get("BENCH_SIZE", "?")):
-        print(json.dumps(result.as_dict(), indent=2))

@@ -22,7 +22,6 @@ incremental ≤ 200 ms; ours ≤ 1.5× the reference's median time.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 
@@ -302,21 +301,3 @@ def run(*, database: str, size: str) -> list[Result]:
             extra={"changed": len(changed), "customers": customers, "size": size},
         ),
     ]
-
-
-if __name__ == "__main__":  # python -m tests.benchmarks.b3_membership [DATABASE_URL]
-    import json
-
-    import django
-
-    if len(sys.argv) > 1:
-        os.environ["DATABASE_URL"] = sys.argv[1]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.DEBUG = False  # as tests.benchmarks.run: no query log
-
-    for result in run(database=connection.vendor, size=os.environ.get("BENCH_SIZE", "?")):
-        print(json.dumps(result.as_dict(), indent=2))

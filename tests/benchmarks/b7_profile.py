@@ -17,7 +17,6 @@ and its replay write are deleted at the end.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
@@ -233,21 +232,3 @@ def run(*, database: str, size: str) -> list[Result]:
             "GET /api/v1/customers/lookup/?kind=email&value=… (session auth, audit-logged).",
         ),
     ]
-
-
-if __name__ == "__main__":  # python -m tests.benchmarks.b7_profile [DATABASE_URL]
-    import json
-
-    import django
-
-    if len(sys.argv) > 1:
-        os.environ["DATABASE_URL"] = sys.argv[1]
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-
-    settings.DEBUG = False  # as tests.benchmarks.run: no query log
-
-    for result in run(database=connection.vendor, size=os.environ.get("BENCH_SIZE", "?")):
-        print(json.dumps(result.as_dict(), indent=2))
