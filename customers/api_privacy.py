@@ -17,6 +17,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.org.api import parse_id
 from customers.models import Customer
 from customers.privacy import (
     can_handle_subject_requests,
@@ -25,7 +26,6 @@ from customers.privacy import (
     subject_export,
 )
 
-MAX_ID = 2**63 - 1
 CUSTOMER_ID = OpenApiParameter(
     "id", OpenApiTypes.INT, OpenApiParameter.PATH, description="Customer id."
 )
@@ -184,11 +184,8 @@ class SubjectRequestActions:
     ``customers/{id}/personal-data/`` and ``customers/{id}/erase/``."""
 
     def _customer(self, pk) -> Customer:
-        try:
-            number = int(pk)
-        except (TypeError, ValueError):
-            number = 0
-        customer = Customer.objects.filter(pk=number).first() if 0 < number <= MAX_ID else None
+        number = parse_id(pk)
+        customer = Customer.objects.filter(pk=number).first() if number else None
         if customer is None:
             raise NotFound("No such customer.")
         return customer

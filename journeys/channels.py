@@ -95,6 +95,8 @@ class ChannelAdapter:
     code: str = ""
     atomic: bool = False
     idempotent: bool = False
+    identity_kind: str = ""
+    """The identifier kind its addresses are (blank: none, e.g. a postal or staff channel)."""
 
     def addresses(self, customer_ids: Iterable[int]) -> dict[int, str]:
         raise NotImplementedError
@@ -153,9 +155,10 @@ class EmailAdapter(ChannelAdapter):
     """Django's email backend (SMTP in production), one connection per batch."""
 
     code = Campaign.Channel.EMAIL
+    identity_kind = "email"
 
     def addresses(self, customer_ids):
-        return _identity_addresses(customer_ids, "email")
+        return _identity_addresses(customer_ids, self.identity_kind)
 
     def build(self, message: OutgoingMessage, connection=None) -> EmailMultiAlternatives:
         domain = _message_id_domain()
@@ -348,8 +351,6 @@ class WebhookAdapter(ChannelAdapter):
 class ProviderAdapter(WebhookAdapter):
     """SMS, LINE and push through a provider endpoint from settings, same signed format."""
 
-    identity_kind = ""
-
     def addresses(self, customer_ids):
         return _identity_addresses(customer_ids, self.identity_kind)
 
@@ -536,6 +537,7 @@ class FakeTransport(ChannelAdapter):
     def __init__(self, real: ChannelAdapter) -> None:
         self.real = real
         self.code = real.code
+        self.identity_kind = real.identity_kind
 
     def addresses(self, customer_ids):
         return self.real.addresses(customer_ids)

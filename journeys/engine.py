@@ -114,8 +114,6 @@ REASON_QUIET_HOURS = "quiet_hours"
 REASON_BUDGET = "contact_budget"
 REASON_NO_CONTENT = "no_content"
 REASON_RENDER = "render_error"
-# Channel → the identifier kind its addresses are (checked against erased people's hashes).
-ERASED_IDENTIFIER_KINDS = {"email": "email", "sms": "phone", "line": "line", "push": "app"}
 EXIT_CAMPAIGN_COMPLETED = "campaign completed"
 EXIT_MERGED = "profile merged"
 
@@ -725,9 +723,11 @@ def _decide(
     # An erased person's identifiers survive only as keyed hashes; an address that comes
     # back (a re-import, a new sign-up) is theirs and stays suppressed.
     erased: set[tuple[str, str]] = set()
-    for channel, kind in ERASED_IDENTIFIER_KINDS.items():
-        raws = {raw for raw in addresses.get(channel, {}).values() if raw}
-        erased.update((channel, raw) for raw in erased_digests(kind, raws))
+    for channel, found in addresses.items():
+        kind = _get_adapter(channel).identity_kind
+        raws = {raw for raw in found.values() if raw}
+        if kind and raws:
+            erased.update((channel, raw) for raw in erased_digests(kind, raws))
     zones = dict(Customer.objects.filter(pk__in=customer_ids).values_list("pk", "time_zone"))
     contacts = _counted_contacts(
         customer_ids if any(row.is_marketing for row in rows) else (),

@@ -65,3 +65,41 @@ def audit_entries_visible_to(user) -> QuerySet[AuditLog]:
         return AuditLog.objects.none()
     members = Membership.objects.filter(department_id__in=managed).values("user_id")
     return AuditLog.objects.filter(Q(department_id__in=managed) | Q(actor_id__in=members))
+
+
+def audit_entries_page(
+    entries: QuerySet[AuditLog], *, before: int | None, size: int
+) -> tuple[list[AuditLog], int | None]:
+    """Up to ``size`` of ``entries`` older than entry ``before``, newest first, and the id to
+    continue from (keyset paging: the log is never counted). The cursor entry is looked up
+    among ``entries`` themselves, so it must be one the asker may see."""
+    entries = entries.order_by("-at", "-pk")
+    if before is not None:
+        cursor = entries.filter(pk=before).values_list("at", flat=True).first()
+        if cursor is None:
+            entries = entries.filter(pk__lt=before)
+        else:
+            entries = entries.filter(Q(at__lt=cursor) | Q(at=cursor, pk__lt=before))
+    page = list(entries[: size + 1])
+    return page[:size], (page[size - 1].pk if len(page) > size else None)
+
+
+def audit_targets_existing(
+    entries: list[AuditLog], models: set[tuple[str, str]]
+) -> set[tuple[int, str]]:
+    """(content type id, target id) of the entries' targets that still exist, among targets
+    of the given (app label, model) kinds: one query per kind, not one per entry."""
+    wanted: dict[int, tuple[type[Model] | None, set[int]]] = {}
+    for entry in entries:
+        kind = entry.target_type
+        if kind is None or not entry.target_id.isdigit():
+            continue
+        if (kind.app_label, kind.model) not in models:
+            continue
+        wanted.setdefault(kind.pk, (kind.model_class(), set()))[1].add(int(entry.target_id))
+    found: set[tuple[int, str]] = set()
+    for kind_id, (model, ids) in wanted.items():
+        if model is not None:
+            pks = model._base_manager.filter(pk__in=ids).values_list("pk", flat=True)
+            found.update((kind_id, str(pk)) for pk in pks)
+    return found

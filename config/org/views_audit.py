@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
@@ -26,7 +26,12 @@ from django.views.decorators.http import require_GET
 
 from config.org.filters import AUDIT_TIME_ZONE, AuditLogFilter
 from config.org.models import AuditLog, Role
-from config.org.selectors import audit_entries_visible_to, has_role_anywhere
+from config.org.selectors import (
+    audit_entries_page,
+    audit_entries_visible_to,
+    audit_targets_existing,
+    has_role_anywhere,
+)
 from config.org.services import audit_record
 from config.spreadsheets import csv_bytes_stream
 
@@ -78,33 +83,8 @@ def _detail_text(detail: Any) -> str:
     return text if len(text) <= DETAIL_SHOWN else text[: DETAIL_SHOWN - 1] + "…"
 
 
-def _existing_targets(entries: list[AuditLog]) -> set[tuple[int, str]]:
-    """(content type id, target id) of the page's targets that still exist and have a page:
-    one query per linked model on the page, not one per entry."""
-    wanted: dict[int, tuple[Any, set[str]]] = {}
-    for entry in entries:
-        ct = entry.target_type
-        if ct is None or not entry.target_id.isdigit():
-            continue
-        if (ct.app_label, ct.model) not in TARGET_PAGES:
-            continue
-        wanted.setdefault(ct.pk, (ct, set()))[1].add(entry.target_id)
-    found: set[tuple[int, str]] = set()
-    for ct_id, (ct, ids) in wanted.items():
-        model = ct.model_class()
-        if model is None:
-            continue
-        found.update(
-            (ct_id, str(pk))
-            for pk in model._base_manager.filter(pk__in=[int(i) for i in ids]).values_list(
-                "pk", flat=True
-            )
-        )
-    return found
-
-
 def _rows(entries: list[AuditLog]) -> list[AuditRow]:
-    existing = _existing_targets(entries)
+    existing = audit_targets_existing(entries, set(TARGET_PAGES))
     rows = []
     for entry in entries:
         ct = entry.target_type
@@ -118,20 +98,6 @@ def _rows(entries: list[AuditLog]) -> list[AuditRow]:
                     url = ""
         rows.append(AuditRow(entry, label, url, _detail_text(entry.detail)))
     return rows
-
-
-def _page(queryset: QuerySet[AuditLog], before: int | None) -> tuple[list[AuditLog], int | None]:
-    """Up to PAGE_SIZE entries older than entry ``before``, newest first, and the next cursor."""
-    queryset = queryset.order_by("-at", "-pk")
-    if before is not None:
-        cursor = AuditLog.objects.filter(pk=before).values_list("at", flat=True).first()
-        if cursor is None:
-            queryset = queryset.filter(pk__lt=before)
-        else:
-            queryset = queryset.filter(Q(at__lt=cursor) | Q(at=cursor, pk__lt=before))
-    entries = list(queryset[: PAGE_SIZE + 1])
-    next_before = entries[PAGE_SIZE - 1].pk if len(entries) > PAGE_SIZE else None
-    return entries[:PAGE_SIZE], next_before
 
 
 def _filter_query(filterset: AuditLogFilter) -> str:
@@ -157,7 +123,7 @@ def audit_list(request):
         status = 400
     else:
         before = filterset.form.cleaned_data.get("before") if filterset.is_bound else None
-        entries, next_before = _page(filterset.qs, before)
+        entries, next_before = audit_entries_page(filterset.qs, before=before, size=PAGE_SIZE)
         rows = _rows(entries)
     filters = _filter_query(filterset)
     return render(

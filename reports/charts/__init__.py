@@ -26,6 +26,27 @@ def report_layout(figure: go.Figure, **layout) -> go.Figure:
     return figure
 
 
+def bar_series(
+    x: Sequence[str], series: Sequence[tuple[str, Sequence, str]], *, hover: str
+) -> go.Figure:
+    """A figure with one bar trace per ``(name, values, colour)`` over the same ``x``.
+
+    ``hover`` is the traces' hover template; ``{name}`` in it becomes the series name.
+    """
+    figure = go.Figure()
+    for name, values, colour in series:
+        figure.add_trace(
+            go.Bar(
+                x=list(x),
+                y=list(values),
+                name=name,
+                marker_color=colour,
+                hovertemplate=hover.replace("{name}", name),
+            )
+        )
+    return figure
+
+
 def monthly_orders_figure(
     months: Sequence[dt.date], orders: Sequence[int], revenue: Sequence[int]
 ) -> go.Figure:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, bar_series, report_layout
 from reports.charts.nps import PASSIVE_COLOUR
 
 
@@ -18,20 +18,11 @@ def holdout_figure(
     repeat purchases in the calibration period (the check of Fader, Hardie & Lee, fig. 4)."""
     if not len(buckets) == len(predicted) == len(actual):
         raise ValueError("buckets, predicted and actual must have the same length")
-    figure = go.Figure()
-    for name, values, colour in (
-        (_("Actual"), actual, PLATFORM_COLOUR),
-        (_("Predicted"), predicted, STRATEGY_COLOUR),
-    ):
-        figure.add_trace(
-            go.Bar(
-                x=list(buckets),
-                y=list(values),
-                name=name,
-                marker_color=colour,
-                hovertemplate="%{x}: %{y:.2f}<extra>" + name + "</extra>",
-            )
-        )
+    figure = bar_series(
+        buckets,
+        [(_("Actual"), actual, PLATFORM_COLOUR), (_("Predicted"), predicted, STRATEGY_COLOUR)],
+        hover="%{x}: %{y:.2f}<extra>{name}</extra>",
+    )
     return report_layout(
         figure,
         height=340,
@@ -57,20 +48,14 @@ def histogram_figure(
     """Customers per bin (pre-aggregated), stacked: repeat buyers and one-time buyers."""
     if not len(labels) == len(one_time) == len(repeat):
         raise ValueError("labels, one_time and repeat must have the same length")
-    figure = go.Figure()
-    for name, values, colour in (
-        (_("Repeat buyers"), repeat, STRATEGY_COLOUR),
-        (_("One purchase so far"), one_time, PASSIVE_COLOUR),
-    ):
-        figure.add_trace(
-            go.Bar(
-                x=list(labels),
-                y=list(values),
-                name=name,
-                marker_color=colour,
-                hovertemplate="%{x}: %{y:,}<extra>" + name + "</extra>",
-            )
-        )
+    figure = bar_series(
+        labels,
+        [
+            (_("Repeat buyers"), repeat, STRATEGY_COLOUR),
+            (_("One purchase so far"), one_time, PASSIVE_COLOUR),
+        ],
+        hover="%{x}: %{y:,}<extra>{name}</extra>",
+    )
     return report_layout(
         figure,
         height=320,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import STRATEGY_COLOUR, report_layout
+from reports.charts import STRATEGY_COLOUR, bar_series, report_layout
 
 PROMOTER_COLOUR = "#2e7d4f"
 PASSIVE_COLOUR = "#b8bcc4"
@@ -27,21 +27,15 @@ def trend_figure(
     if not len(weeks) == len(promoters) == len(passives) == len(detractors) == len(scores):
         raise ValueError("every series needs one value per week")
     labels = [week.isoformat() for week in weeks]
-    figure = go.Figure()
-    for name, values, colour in (
-        (_("Detractors (0–6)"), detractors, DETRACTOR_COLOUR),
-        (_("Passives (7–8)"), passives, PASSIVE_COLOUR),
-        (_("Promoters (9–10)"), promoters, PROMOTER_COLOUR),
-    ):
-        figure.add_trace(
-            go.Bar(
-                x=labels,
-                y=list(values),
-                name=name,
-                marker_color=colour,
-                hovertemplate="%{x}: %{y:,}<extra></extra>",
-            )
-        )
+    figure = bar_series(
+        labels,
+        [
+            (_("Detractors (0–6)"), detractors, DETRACTOR_COLOUR),
+            (_("Passives (7–8)"), passives, PASSIVE_COLOUR),
+            (_("Promoters (9–10)"), promoters, PROMOTER_COLOUR),
+        ],
+        hover="%{x}: %{y:,}<extra></extra>",
+    )
     figure.add_trace(
         go.Scatter(
             x=labels,

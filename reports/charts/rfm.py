@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import report_layout
+from reports.charts import bar_series, report_layout
 from reports.charts.nps import DETRACTOR_COLOUR
 
 DORMANT_COLOUR = "#d29a2b"
@@ -56,20 +56,11 @@ def dormancy_figure(
     if not len(months) == len(dormant) == len(churned):
         raise ValueError("months, dormant and churned must have the same length")
     labels = [month.strftime("%Y-%m") for month in months]
-    figure = go.Figure()
-    for name, values, colour in (
-        (_("Churned"), churned, DETRACTOR_COLOUR),
-        (_("Dormant"), dormant, DORMANT_COLOUR),
-    ):
-        figure.add_trace(
-            go.Bar(
-                x=labels,
-                y=list(values),
-                name=name,
-                marker_color=colour,
-                hovertemplate="%{x}: %{y:.1f}%<extra></extra>",
-            )
-        )
+    figure = bar_series(
+        labels,
+        [(_("Churned"), churned, DETRACTOR_COLOUR), (_("Dormant"), dormant, DORMANT_COLOUR)],
+        hover="%{x}: %{y:.1f}%<extra></extra>",
+    )
     return report_layout(
         figure,
         height=360,

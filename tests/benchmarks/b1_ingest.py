@@ -28,11 +28,10 @@ import datetime as dt
 import json
 import os
 import random
-import sys
 
 from django.db import connection, transaction
 
-from tests.benchmarks.harness import Result, abab, rate_ratio
+from tests.benchmarks.harness import Result, abab, log, rate_ratio
 
 MISSES = """
 Profile (pyinstrument, 20 requests on SQLite): events_store 43 % (identity resolution 23 %:
@@ -71,10 +70,6 @@ EVENT_COLUMNS = (
     "value_bits",
     "received_at",
 )
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _known_people(count: int) -> list[dict[str, str]]:

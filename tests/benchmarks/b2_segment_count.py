@@ -13,9 +13,8 @@ reference's median time.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 
-from tests.benchmarks.harness import Result, abab, time_ratio
+from tests.benchmarks.harness import Result, abab, log, time_ratio
 
 SCENARIO = "B2"
 PAIRS = 7
@@ -57,10 +56,6 @@ WHERE c.merged_into_id IS NULL
 """
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def reference_count(event_type_id: int, now: dt.datetime) -> int:
     """The same question in hand-written SQL."""
     from django.db import connection
@@ -97,13 +92,13 @@ def run(*, database: str, size: str) -> list[Result]:
     else:
         raise AssertionError(f"B2: the compiler counts {got}, the hand-written SQL {expected}")
     customers = Customer.objects.count()
-    _log(f"B2 on {database} ({size}, {customers} customers): {expected} match")
+    log(f"B2 on {database} ({size}, {customers} customers): {expected} match")
 
     ours, reference = abab(
         lambda: segment_count(RULES),
         lambda: reference_count(event_type_id, timezone.now()),
         pairs=PAIRS,
-        log=_log,
+        log=log,
     )
     ratio = time_ratio(ours, reference)
     target = TARGET_P95[database]

@@ -22,10 +22,9 @@ incremental ≤ 200 ms; ours ≤ 1.5× the reference's median time.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
-from tests.benchmarks.harness import Result, abab, time_ratio
+from tests.benchmarks.harness import Result, abab, log, time_ratio
 
 SCENARIO = "B3"
 FULL_PAIRS, INCREMENTAL_PAIRS = 5, 7
@@ -70,10 +69,6 @@ WHERE c.id {{ids}} AND c.merged_into_id IS NULL
               WHERE k.customer_id = c.id AND k.channel = 'email' AND k.status = 'granted')
   AND NOT EXISTS (SELECT 1 FROM {MEMBERSHIP} e WHERE e.segment_id = %s AND e.customer_id = c.id)"""
 MOVE_COUNT = "UPDATE customers_segment SET member_count = member_count + %s WHERE id = %s"
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _execute(sql: str, params: list) -> int:
@@ -223,13 +218,13 @@ def run(*, database: str, size: str) -> list[Result]:
         reference_full(segment.pk)
         if _members(segment.pk) != expected:
             raise AssertionError("B3: the full refreshes disagree")
-        _log(f"B3 on {database} ({size}, {customers} customers): {members} members")
+        log(f"B3 on {database} ({size}, {customers} customers): {members} members")
         full_ours, full_ref = abab(
             lambda: segment_refresh(segment=segment),
             lambda: reference_full(segment.pk),
             pairs=FULL_PAIRS,
             before_each=lambda: _empty(segment.pk),
-            log=_log,
+            log=log,
         )
 
         # Incremental: the starting state is the full membership; then consents change.
@@ -253,7 +248,7 @@ def run(*, database: str, size: str) -> list[Result]:
             lambda: reference_incremental(segment.pk, changed),
             pairs=INCREMENTAL_PAIRS,
             before_each=restore,
-            log=_log,
+            log=log,
         )
     finally:
         with transaction.atomic():

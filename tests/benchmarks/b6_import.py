@@ -36,7 +36,7 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
-from tests.benchmarks.harness import Measure, Result, abab, rate_ratio
+from tests.benchmarks.harness import Measure, Result, abab, log, rate_ratio
 
 MISSES = """
 Profile (pyinstrument, 20k rows on SQLite): 70 % of the time is import_refresh_derived,
@@ -88,10 +88,6 @@ PLACES = [
     ("大阪府", "大阪市"),
     ("愛知県", "名古屋市"),
 ]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _known_rows(count: int) -> list[list[str]]:

@@ -18,9 +18,8 @@ and its replay write are deleted at the end.
 from __future__ import annotations
 
 import re
-import sys
 
-from tests.benchmarks.harness import Result, abab, time_ratio
+from tests.benchmarks.harness import Result, abab, log, time_ratio
 
 SCENARIO = "B7"
 PAIRS = 10
@@ -47,10 +46,6 @@ INSERT INTO experience_event (occurred_at, received_at, source, event_id, proper
 SELECT now() - i * interval '631 seconds', now(), %s, NULL, '{}', %s, %s, %s, 0
 FROM generate_series(1, %s) i""",
 }
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def _add_events(customer_id: int) -> None:
@@ -162,14 +157,14 @@ def run(*, database: str, size: str) -> list[Result]:
     try:
         events = Event.objects.filter(customer_id=customer_id).count()
         email = Identity.objects.filter(customer_id=customer_id, kind="email").first()
-        _log(
+        log(
             f"B7 on {database} ({size}, {customers} customers): customer #{customer_id} with "
             f"{events:,} events (100k added); search {email.value}"
         )
         page = reverse("customers:detail", args=[customer_id])
         statements = _page_statements(client, page)
         page_ours, page_ref = abab(
-            lambda: _get(client, page), lambda: _replay(statements), pairs=PAIRS, log=_log
+            lambda: _get(client, page), lambda: _replay(statements), pairs=PAIRS, log=log
         )
 
         search = f"{reverse('customers:index')}?{urlencode({'q': email.value})}"
@@ -178,10 +173,10 @@ def run(*, database: str, size: str) -> list[Result]:
         _get(client, search, expect=f"/customers/{target_pk}/")
         _get(client, lookup, expect=email.value)
         search_ours, search_ref = abab(
-            lambda: _get(client, search), lambda: _lookup(email.value), pairs=PAIRS, log=_log
+            lambda: _get(client, search), lambda: _lookup(email.value), pairs=PAIRS, log=log
         )
         lookup_ours, lookup_ref = abab(
-            lambda: _get(client, lookup), lambda: _lookup(email.value), pairs=PAIRS, log=_log
+            lambda: _get(client, lookup), lambda: _lookup(email.value), pairs=PAIRS, log=log
         )
     finally:
         _remove_events(customer_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,11 @@ from typing import Any
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 SAMPLE_SECONDS = 0.005
 MIN_PAIRS = 5
+
+
+def log(message: str) -> None:
+    """Progress on stderr (stdout carries a scenario's JSON results to the runner)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def rss_mb() -> float:

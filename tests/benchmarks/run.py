@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.benchmarks.harness import log
+
 ROOT = Path(__file__).resolve().parents[2]
 JSON_OUT = ROOT / "docs" / "benchmarks" / "scenarios.json"
 MARKDOWN_OUT = ROOT / "docs" / "benchmarks.md"
@@ -52,10 +54,6 @@ CHILD_ENV = {
     # Follow-up work is queued for a worker, as in production, never run inline.
     "Q2_SYNC": "0",
 }
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def module_exists(scenario: str) -> bool:

@@ -156,6 +156,7 @@ def test_consent_withdrawn_mid_send_stops_the_remaining_messages(monkeypatch):
 
     class OptsOutAfterFirst:
         atomic, idempotent = email.atomic, email.idempotent
+        identity_kind = email.identity_kind
         addresses = staticmethod(email.addresses)
 
         def send(self, messages):
