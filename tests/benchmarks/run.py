@@ -14,6 +14,7 @@ skipped with a note.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import importlib.util
 import json
@@ -23,6 +24,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.benchmarks.harness import log
@@ -30,6 +33,7 @@ from tests.benchmarks.harness import log
 ROOT = Path(__file__).resolve().parents[2]
 JSON_OUT = ROOT / "docs" / "benchmarks" / "scenarios.json"
 MARKDOWN_OUT = ROOT / "docs" / "benchmarks.md"
+LOCKS = ROOT / ".bench"
 BEGIN, END = "<!-- scenarios:begin -->", "<!-- scenarios:end -->"
 SCENARIOS = {
     "B1": "b1_ingest",
@@ -94,8 +98,29 @@ def _create_postgres_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+@contextmanager
+def exclusive(name: str) -> Iterator[None]:
+    """Hold ``.bench/<name>.lock``: one measuring run at a time on this machine.
+
+    Two scenarios measured at once would share the two cores and each other's disk, and
+    the JSON is read, merged and rewritten: a second writer must wait for the first.
+    """
+    LOCKS.mkdir(exist_ok=True)
+    with open(LOCKS / f"{name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for another benchmark run ({name} lock)")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def run_one_subprocess(scenario: str, database: str, size: str, url: str) -> list[dict] | None:
-    """Run one scenario module in a fresh interpreter; its results, or None if it failed."""
+    """Run one scenario module in a fresh interpreter; its results, or None if it failed.
+
+    Each result records the company size, the commit and the time it was measured at:
+    the JSON keeps results of earlier runs, so rows may come from different runs.
+    """
     command = [sys.executable, "-m", "tests.benchmarks.run", "--one", scenario]
     command += ["--database", database, "--size", size, "--database-url", url]
     env = {**os.environ, **CHILD_ENV, "DATABASE_URL": url}
@@ -105,7 +130,9 @@ def run_one_subprocess(scenario: str, database: str, size: str, url: str) -> lis
     if done.returncode != 0:
         log(f"{scenario} on {database} failed (exit {done.returncode})")
         return None
-    return json.loads(done.stdout)
+    found = machine()
+    stamp = {"size": size, "commit": found["commit"], "measured_at": found["measured_at"]}
+    return [{**result, **stamp} for result in json.loads(done.stdout)]
 
 
 def run_one(scenario: str, database: str, size: str, url: str) -> None:
@@ -182,13 +209,13 @@ def _side(side: dict) -> str:
 
 
 def table(meta: dict, results: list[dict]) -> str:
-    sizes = ", ".join(f"{db}: {size}" for db, size in sorted(meta.get("sizes", {}).items()))
     lines = [
         BEGIN,
-        f"Scenarios of issue 8, measured {meta['measured_at']} at commit `{meta['commit']}` "
-        f"on {meta['cpu_count']} CPUs ({meta['cpu'] or meta['machine']}), Python "
-        f"{meta['python']}, SQLite {meta['sqlite']}; company size {sizes or '—'}. "
-        "Regenerate with `make bench` (`python -m tests.benchmarks.run --help`).",
+        f"Scenarios of issue 8 on {meta['cpu_count']} CPUs ({meta['cpu'] or meta['machine']}), "
+        f"Python {meta['python']}, SQLite {meta['sqlite']}, PostgreSQL 15; table written "
+        f"{meta['measured_at']}. Regenerate with `make bench` "
+        "(`python -m tests.benchmarks.run --help`); each row says which company, commit "
+        "and time it was measured at.",
         "",
         "Each row: our path and its reference run alternately in one process (warm-up, then "
         "ABAB pairs); time as median (min–max), rates at the median; ratio as the "
@@ -196,20 +223,29 @@ def table(meta: dict, results: list[dict]) -> str:
         "largest RSS growth during a run.",
         "",
         "| # | scenario | db | ours | reference | ratio (bound) | CPU s ours / ref "
-        "| peak MB ours / ref | target | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| peak MB ours / ref | target | verdict | company · commit · measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    whole = [row for row in results if "item" not in row.get("extra", {})]
+    itemised: dict[tuple[str, str], list[dict]] = {}
     for row in results:
+        if "item" in row.get("extra", {}):
+            itemised.setdefault((row["scenario"], row["database"]), []).append(row)
+    for row in results:  # already in scenario order (see write)
+        key = (row["scenario"], row["database"])
+        if key in itemised:
+            if row is itemised[key][0]:
+                lines.append(_summary_row(*key, itemised[key]))
+            continue
         ours, ref = row["ours"], row["reference"]
-        verdict = "met" if row["met"] else "**missed**"
         lines.append(
             f"| {row['scenario']} | {row['name']} | {row['database']} | {_side(ours)} "
             f"| {row['reference_label']}: {_side(ref)} | {row['ratio']:.3f} "
             f"({row['comparison']}) | {ours['cpu_median']:.2f} / {ref['cpu_median']:.2f} "
             f"| {ours['peak_rss_mb']:.0f} / {ref['peak_rss_mb']:.0f} | {row['target']} "
-            f"| {verdict} |"
+            f"| {_verdict(row['met'])} | {_provenance(row)} |"
         )
-    noted = [row for row in results if row.get("notes")]
+    noted = [row for row in whole if row.get("notes")]
     if noted:
         lines += ["", "Notes:", ""]
         lines += [f"- **{r['scenario']} {r['database']}**: {r['notes']}" for r in noted]
@@ -220,11 +256,68 @@ def table(meta: dict, results: list[dict]) -> str:
         why = _analysis(scenario)
         if why:
             lines += ["", f"Why {scenario} misses, and what would close it: {why}"]
+    for scenario in dict.fromkeys(scenario for scenario, _ in itemised):
+        lines += _item_table(
+            scenario, [r for (s, _), rs in itemised.items() if s == scenario for r in rs]
+        )
     skipped = meta.get("skipped") or []
     if skipped:
         lines += ["", f"Not measured (module not written yet): {', '.join(skipped)}."]
     lines.append(END)
     return "\n".join(lines)
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _summary_row(scenario: str, database: str, rows: list[dict]) -> str:
+    """One line of the main table for a scenario measured item by item (B4 pages, B8 figures)."""
+    worst = max(rows, key=lambda row: row["ours"]["p95"])
+    worst_ratio = max(rows, key=lambda row: row["ratio"])
+    met = sum(row["met"] for row in rows)
+    first = rows[0]
+    return (
+        f"| {scenario} | {first['name'].split(':')[0]}: {len(rows)} items (table below) "
+        f"| {database} | worst p95 {_seconds(worst['ours']['p95'])} "
+        f"({worst['extra']['item']}) | {first['reference_label']} "
+        f"| worst {worst_ratio['ratio']:.3f} ({worst_ratio['extra']['item']}; "
+        f"{first['comparison']}) | — | {max(r['ours']['peak_rss_mb'] for r in rows):.0f} / — "
+        f"| {first['target']} | {_verdict(met == len(rows))}: {met} of {len(rows)} met "
+        f"| {_provenance(first)} |"
+    )
+
+
+def _item_table(scenario: str, rows: list[dict]) -> list[str]:
+    """The per-item table of one scenario: one line per item and database."""
+    lines = [
+        "",
+        f"{scenario}, item by item:",
+        "",
+        "| item | db | ours median / p95 | reference median / p95 | ratio | details | verdict "
+        "| notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda row: (row["extra"]["item"], row["database"])):
+        ours, ref = row["ours"], row["reference"]
+        details = ", ".join(
+            f"{key} {value:.1f}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in row["extra"].items()
+            if key != "item"
+        )
+        lines.append(
+            f"| {row['extra']['item']} | {row['database']} "
+            f"| {_seconds(ours['median'])} / {_seconds(ours['p95'])} "
+            f"| {_seconds(ref['median'])} / {_seconds(ref['p95'])} | {row['ratio']:.3f} "
+            f"| {details} | {_verdict(row['met'])} | {row.get('notes', '')} |"
+        )
+    return lines
+
+
+def _provenance(row: dict) -> str:
+    """Which company, commit and time a row was measured at (rows of older runs lack it)."""
+    parts = [row.get("size", "?"), f"`{row['commit']}`" if row.get("commit") else "?"]
+    return " · ".join([*parts, row.get("measured_at", "?")[:16].replace("T", " ")])
 
 
 def _analysis(scenario: str) -> str:
@@ -289,8 +382,6 @@ def main() -> None:
     for scenario in skipped:
         log(f"{scenario}: tests/benchmarks/{SCENARIOS[scenario]}.py not written yet, skipped")
     wanted = [s for s in scenarios if s not in skipped]
-    sizes: dict[str, str] = {}
-    results: list[dict] = []
     failed: list[str] = []
     for database in databases:
         if args.database_url:
@@ -298,28 +389,30 @@ def main() -> None:
             size = args.size_label or url.rstrip("/").rsplit("/", 1)[-1]
         else:
             url, size = company(database, args.size)
-        sizes[database] = size
         for scenario in wanted:
             log(f"== {scenario} ({SCENARIOS[scenario]}) on {database}, {size}")
-            found = run_one_subprocess(scenario, database, size, url)
+            with exclusive("measure"):
+                found = run_one_subprocess(scenario, database, size, url)
             if found is None:
                 failed.append(f"{scenario} {database}")
             else:
-                results += found
-    # Read only now: another run may have written its results meanwhile.
-    previous = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else {}
-    sizes = {**previous.get("meta", {}).get("sizes", {}), **sizes}
-    measured = {(r["scenario"], r["database"]) for r in results}
-    kept = [
-        row
-        for row in previous.get("results", [])
-        if (row["scenario"], row["database"]) not in measured
-    ]
-    meta = {**machine(), "sizes": sizes, "skipped": skipped, "failed": failed}
-    write(meta, kept + results)
-    log(f"wrote {JSON_OUT.relative_to(ROOT)} and {MARKDOWN_OUT.relative_to(ROOT)}")
+                merge(found, skipped=skipped)
     if failed:
         sys.exit(f"failed: {', '.join(failed)}")
+
+
+def merge(results: list[dict], *, skipped: list[str]) -> None:
+    """Replace the stored rows of the scenarios and databases just measured, keep the rest."""
+    with exclusive("results"):
+        previous = json.loads(JSON_OUT.read_text()) if JSON_OUT.exists() else {}
+        measured = {(r["scenario"], r["database"]) for r in results}
+        kept = [
+            row
+            for row in previous.get("results", [])
+            if (row["scenario"], row["database"]) not in measured
+        ]
+        write({**machine(), "skipped": skipped}, kept + results)
+    log(f"wrote {JSON_OUT.relative_to(ROOT)} and {MARKDOWN_OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
