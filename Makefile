@@ -18,7 +18,7 @@ help:
 	@echo "make messages  update and compile the Japanese translations (needs gettext)"
 	@echo "make audit     pip-audit of requirements.lock (needs a vulnerability service)"
 	@echo "make fuzz      schemathesis with fresh random examples, 100 per operation (slow)"
-	@echo "make bench     scenario benchmarks B1-B7 vs references, SQLite + PostgreSQL, large company (slow)"
+	@echo "make bench     scenario benchmarks B1-B9 vs references, SQLite + PostgreSQL, large company (slow)"
 	@echo "make bench-reports  time every report page on the demo company (docs/benchmarks.md)"
 	@echo "make clean     remove caches, collected static files and .venv (keeps db.sqlite3)"
 
@@ -57,8 +57,10 @@ audit: $(INSTALLED)
 fuzz: $(INSTALLED)
 	FUZZ_RANDOM=1 FUZZ_EXAMPLES=100 $(BIN)/pytest tests/security/test_api_fuzz.py
 
-# Seeds the large company once per database (cached in .bench/ and circle_bench_large).
+# Seeds the large company once per database (cached in .bench/ and circle_bench_large);
+# PostgreSQL must be running (BENCH_PG_SERVER, default circle:circle-ci@127.0.0.1:5432).
 bench: $(INSTALLED)
+	$(BIN)/python -m pip install --disable-pip-version-check --quiet -c requirements.lock -e ".[dev,bench]"
 	$(BIN)/python -m tests.benchmarks.run --database sqlite --database postgresql --size large
 
 bench-reports: $(INSTALLED)

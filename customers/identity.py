@@ -213,7 +213,13 @@ def _lookup(keys: set[Key]) -> dict[Key, _Known]:
     return found
 
 
-def resolve_customers(*, people: Sequence[Mapping[str, str]], source: str, by=None) -> list[int]:
+def resolve_customers(
+    *,
+    people: Sequence[Mapping[str, str]],
+    source: str,
+    by=None,
+    gained: set[int] | None = None,
+) -> list[int]:
     """The customer id of each item (kind → raw value of one person), in order.
 
     Unknown people become new profiles (anonymous when known by a cookie only), new
@@ -221,21 +227,29 @@ def resolve_customers(*, people: Sequence[Mapping[str, str]], source: str, by=No
     the oldest. Invalid identifiers raise :class:`IdentifierError` naming the item and
     kind before anything is written. A concurrent worker creating the same identifier
     makes the unique constraint fail; the batch is then re-read and retried once.
+
+    ``gained``, when given, receives the ids of profiles that existed before the call and
+    were given a new identifier by it (their ``identity_count`` changed); profiles created
+    by the call are not in it.
     """
     items = _normalize_people(people)
     if not items:
         return []
     for attempt in (1, 2):
         try:
+            found: set[int] = set()
             with transaction.atomic():
-                return _resolve(items, source=source[:50], by=by)
+                ids = _resolve(items, source=source[:50], by=by, gained=found)
+            if gained is not None:
+                gained |= found
+            return ids
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
+def _resolve(items: list[list[Key]], *, source: str, by, gained: set[int]) -> list[int]:
     from customers.services import customers_derived_refresh, customers_merge
 
     known = _lookup({key for keys in items for key in keys})
@@ -310,6 +324,8 @@ def _resolve(items: list[list[Key]], *, source: str, by) -> list[int]:
             for key in items[index]:
                 if key not in known and key not in new_identities:
                     new_identities[key] = customer_id
+                    if root not in new_roots:
+                        gained.add(customer_id)
                     if key[0] != Identity.Kind.COOKIE and root not in new_roots:
                         newly_known_people.add(customer_id)
     stamp = db_value(Identity, "last_seen_at", now)

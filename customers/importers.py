@@ -28,12 +28,12 @@ from customers.imports import (
     Record,
     RowError,
     db_value,
-    import_refresh_derived,
     insert_returning,
     insert_rows,
     register_importer,
     update_rows,
 )
+from customers.metrics import metrics_insert_new, metrics_rebuild
 from customers.models import (
     AttributeDefinition,
     Channel,
@@ -383,8 +383,12 @@ class CustomerImporter(Importer):
         from customers.services import profile_changed_on_commit
 
         newest_before = Customer.objects.aggregate(newest=Max("pk"))["newest"] or 0
+        gained: set[int] = set()
         ids = resolve_customers(
-            people=[record.data["identifiers"] for record in records], source=job.source, by=by
+            people=[record.data["identifiers"] for record in records],
+            source=job.source,
+            by=by,
+            gained=gained,
         )
         fields: set[str] = set()
         for record in records:
@@ -453,11 +457,23 @@ class CustomerImporter(Importer):
                     for pk in changed
                 },
             )
-        consent_changes, consents_kept = self._write_consents(
+        consent_changes, consents_kept, consented = self._write_consents(
             desired_consents, existing_ids=existing_ids, source=job.source, by=by, now=now
         )
-        import_refresh_derived(ids)
         created = {customer_id for customer_id in ids if customer_id > newest_before}
+        # Metrics: the people this chunk created have only the identifiers it gave them
+        # (no orders, events or answers), so their rows are inserted as they are; of the
+        # others only those given a new identifier changed (merges refresh their own).
+        identifiers_of: dict[int, set] = {customer_id: set() for customer_id in created}
+        for record, customer_id in zip(records, ids, strict=True):
+            if customer_id in identifiers_of:
+                identifiers_of[customer_id].update(record.data["identifiers"].items())
+        metrics_insert_new({pk: len(keys) for pk, keys in identifiers_of.items()}, now=now)
+        if gained - created:
+            metrics_rebuild(customer_ids=sorted(gained - created), now=now)
+        # Segment membership: evaluated once for the whole file after its last chunk
+        # (``customers.imports`` keeps these ids with the checkpoint).
+        self._derived = sorted(created | changed | consented | gained)
         return {
             "profiles_created": len(created),
             "profiles_updated": len(changed - created),
@@ -465,20 +481,25 @@ class CustomerImporter(Importer):
             "consents_kept": consents_kept,
         }
 
+    def derived_ids(self) -> list[int]:
+        """The people the last ``write`` created or changed (segment membership is due)."""
+        ids, self._derived = getattr(self, "_derived", []), []
+        return ids
+
     @staticmethod
     def _write_consents(
         desired: dict[tuple[int, str], str], *, existing_ids: set[int], source, by, now
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, set[int]]:
         """Set consents in bulk, with one ConsentChange per real change (history kept).
 
         Re-imports never resubscribe anyone: a withdrawn consent is only granted again by
         the person (preference centre, unsubscribe page) or by staff on the profile, never
         by a file, so such rows keep the withdrawal and are counted as kept, not as errors.
         Profiles created by this chunk have no consents yet, so only the others are read.
-        Returns (consents changed, withdrawals kept).
+        Returns (consents changed, withdrawals kept, ids of the people whose consents changed).
         """
         if not desired:
-            return 0, 0
+            return 0, 0, set()
         existing: dict[tuple[int, str], tuple[int, str]] = {}
         wanted = {customer_id for customer_id, _channel in desired} & existing_ids
         if wanted:
@@ -492,6 +513,7 @@ class CustomerImporter(Importer):
         to_create: list[tuple] = []
         to_update: list[tuple] = []
         changes: list[tuple[int, str]] = []
+        people: set[int] = set()
         kept = 0
         for (customer_id, channel), status in desired.items():
             found = existing.get((customer_id, channel))
@@ -501,6 +523,7 @@ class CustomerImporter(Importer):
                 kept += 1
             elif found[1] != status:
                 to_update.append((status, source, stamp, found[0]))
+                people.add(customer_id)
                 changes.append((found[0], status))
         returned = insert_returning(
             Consent,
@@ -519,7 +542,8 @@ class CustomerImporter(Importer):
             changes,
             constants={"source": source, "changed_by": changed_by, "changed_at": stamp},
         )
-        return len(changes), kept
+        people |= {row[0] for row in to_create}
+        return len(changes), kept, people
 
 
 register_importer(CustomerImporter.kind, CustomerImporter)

@@ -28,6 +28,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 import math
 import time
 import unicodedata
@@ -48,6 +49,8 @@ from django.utils.translation import gettext as _t
 from config.org.models import Department, Role
 from config.org.services import audit_record
 from customers.models import ImportJob, ImportRowError
+
+logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000
 """Records written per transaction by ``import_job_run``."""
@@ -126,6 +129,15 @@ class Importer:
     def write(self, records: list[Record], *, job: ImportJob, by) -> dict[str, int]:
         """Write valid records idempotently; return counts to add to the job's result."""
         raise NotImplementedError
+
+    def derived_ids(self) -> list[int]:
+        """Customers whose segment membership the last ``write`` left to the end of the job.
+
+        ``import_job_run`` keeps them with the chunk's checkpoint and evaluates the dynamic
+        segments once for all of them after the last chunk (see ``import_derived_sync``).
+        An importer that refreshes derived data itself returns nothing.
+        """
+        return []
 
 
 _IMPORTERS: dict[str, type[Importer]] = {}
@@ -705,7 +717,13 @@ def import_job_run(*, job_id: int, budget_seconds: float | None = None) -> Impor
                     return job
         if chunk or skipped:
             _write_chunk(job, importer, chunk, skipped, job.total_rows + 1, by)
+        deadline = None if budget_seconds is None else started + budget_seconds
+        if not import_derived_sync(job, deadline=deadline):
+            with transaction.atomic():
+                _queue("customers.tasks.run_import", job.pk)
+            return job
     except _Abort as abort:
+        _derived_sync_before_failing(job)
         error = abort.record.errors[0]
         return _fail(
             job,
@@ -720,6 +738,7 @@ def import_job_run(*, job_id: int, budget_seconds: float | None = None) -> Impor
     except DatabaseError as exc:
         # The chunk's transaction rolled back: nothing of it is stored. Recorded on the
         # job, otherwise it would stay "importing" with no word of why.
+        _derived_sync_before_failing(job)
         return _fail(
             job,
             _t(
@@ -748,6 +767,9 @@ def _write_chunk(
     job: ImportJob, importer: Importer, chunk: list[Record], skipped: int, last_row: int, by
 ) -> None:
     counts = importer.write(chunk, job=job, by=by) if chunk else {}
+    derived = importer.derived_ids() if chunk else []
+    if derived:
+        job.result[DERIVED_KEY] = merge_id_ranges(job.result.get(DERIVED_KEY, []), derived)
     total = dict(job.result.get("counts", {}))
     total["rows_imported"] = total.get("rows_imported", 0) + sum(len(r.rows) for r in chunk)
     total["records_skipped"] = total.get("records_skipped", 0) + skipped
@@ -769,6 +791,88 @@ def run_pending_import(*, job: ImportJob) -> ImportJob:
         # No time budget: ``None`` would mean "the q2 default" and, past it, queue a
         # continuation that a running cluster would execute alongside this loop.
         import_job_run(job_id=job.pk, budget_seconds=math.inf)
+
+
+DERIVED_KEY = "derived_pending"
+"""Key of ``ImportJob.result``: id ranges [low, high] whose segment membership is due."""
+DERIVED_BATCH = 50_000
+"""Ids per ``segment_membership_sync`` call of the final pass (bounded memory)."""
+MAX_DERIVED_RANGES = 1_000
+"""Ranges kept at most: beyond, the closest ranges are joined (a superset is harmless)."""
+
+
+def merge_id_ranges(ranges: Iterable[Sequence[int]], ids: Iterable[int]) -> list[list[int]]:
+    """``ranges`` ([low, high], inclusive) joined with ``ids``, as few sorted ranges.
+
+    At most ``MAX_DERIVED_RANGES`` are kept, so the job's result stays small however
+    scattered the ids: the narrowest gaps are closed first. Syncing ids that changed
+    nothing is harmless (each one's membership is evaluated and found as it was).
+    """
+    spans = [[int(low), int(high)] for low, high in ranges]
+    run: list[int] | None = None
+    for pk in sorted({int(pk) for pk in ids}):
+        if run is not None and pk == run[1] + 1:
+            run[1] = pk
+            continue
+        run = [pk, pk]
+        spans.append(run)
+    spans.sort()
+    merged: list[list[int]] = []
+    for low, high in spans:
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    excess = len(merged) - MAX_DERIVED_RANGES
+    if excess > 0:
+        gaps = sorted(range(1, len(merged)), key=lambda i: merged[i][0] - merged[i - 1][1])
+        joined = set(gaps[:excess])
+        kept: list[list[int]] = []
+        for index, span in enumerate(merged):
+            if index in joined:
+                kept[-1][1] = span[1]
+            else:
+                kept.append(span)
+        merged = kept
+    return merged
+
+
+def import_derived_sync(job: ImportJob, *, deadline: float | None = None) -> bool:
+    """The job's final pass: dynamic segment membership of every person it wrote, once.
+
+    Chunks leave the people they created or changed in ``result[DERIVED_KEY]`` (committed
+    with their checkpoint); this evaluates every dynamic segment for them with
+    ``customers.segments.segment_membership_sync`` in batches of ``DERIVED_BATCH`` ids,
+    recording progress after each batch, so an interrupted pass is finished by the
+    continuation or by the next run of the job. Returns False when ``deadline``
+    (``time.monotonic()``) passed with ids left.
+    """
+    from customers.segments import segment_membership_sync
+
+    while pending := [list(span) for span in job.result.get(DERIVED_KEY, [])]:
+        low, high = pending[0]
+        top = min(high, low + DERIVED_BATCH - 1)
+        segment_membership_sync(customer_ids=range(low, top + 1))
+        if top == high:
+            pending.pop(0)
+        else:
+            pending[0][0] = top + 1
+        job.result[DERIVED_KEY] = pending
+        if not pending:
+            job.result.pop(DERIVED_KEY)
+        job.save(update_fields=["result"])
+        if pending and deadline is not None and time.monotonic() > deadline:
+            return False
+    return True
+
+
+def _derived_sync_before_failing(job: ImportJob) -> None:
+    """Before a job fails, the chunks it stored get their segment membership too."""
+    job.refresh_from_db(fields=["result"])  # what the committed chunks left
+    try:
+        import_derived_sync(job)
+    except DatabaseError:  # left pending: the next run of the job does it
+        logger.exception("import #%s: segment membership of its rows left pending", job.pk)
 
 
 def import_refresh_derived(customer_ids: Iterable[int]) -> None:

@@ -331,3 +331,43 @@ def lifecycle_stage_expression(now: dt.datetime) -> Case:
         default=Value(LifecycleStage.FIRST_PURCHASE),
         output_field=CharField(),
     )
+
+
+def metrics_insert_new(identity_counts: dict[int, int], *, now: dt.datetime | None = None) -> int:
+    """Metrics of people created a moment ago, without aggregating anything.
+
+    A profile just created (by an import) has no orders, events or answers yet, only the
+    identifiers it was created with: its metrics are the defaults with ``identity_count``,
+    no RFM scores, and its lifecycle stage stays the default (prospect). So one multi-row
+    ``INSERT`` (``customer id → identity count``) replaces the aggregate rebuild, which
+    would reach exactly these values by joining every source. Rows that exist are left
+    as they are (``ON CONFLICT DO NOTHING``). Returns how many rows were given.
+    """
+    if not identity_counts:
+        return 0
+    now = now or timezone.now()
+    qn = connection.ops.quote_name
+    names = [name for name in SOURCE_FIELDS if name != "identity_count"]
+    defaults = [
+        _empty_json() if name == "last_event_by_type" else SOURCE_FIELDS[name] for name in names
+    ]
+    columns = ["customer_id", "identity_count", *names, "average_order_value", "updated_at"]
+    table = qn(CustomerMetrics._meta.db_table)
+    head = f"INSERT INTO {table} ({', '.join(qn(n) for n in columns)}) "
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    rows = sorted(identity_counts.items())
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                head + f"SELECT u.c, u.n, {', '.join(defaults)}, 0, %s "
+                "FROM unnest(%s::bigint[], %s::integer[]) AS u(c, n) "
+                f"ON CONFLICT ({qn('customer_id')}) DO NOTHING",
+                [stamp, [c for c, _n in rows], [n for _c, n in rows]],
+            )
+        else:
+            cursor.executemany(
+                head + f"VALUES (%s, %s, {', '.join(defaults)}, 0, %s) "
+                f"ON CONFLICT ({qn('customer_id')}) DO NOTHING",
+                [(c, n, stamp) for c, n in rows],
+            )
+    return len(rows)

@@ -11,6 +11,7 @@ from experience.models import (
     Cart,
     CartItem,
     Event,
+    EventFollowUp,
     EventType,
     ExperienceValue,
     Favorite,
@@ -112,6 +113,25 @@ class ProductAdmin(admin.ModelAdmin):
             by=request.user,
             **{name: getattr(obj, name) for name in EDITABLE_PRODUCT_FIELDS},
         )
+
+
+@admin.register(EventFollowUp)
+class EventFollowUpAdmin(admin.ModelAdmin):
+    """Follow-up work owed for stored events, drained by the worker: read-only."""
+
+    list_display = ["pk", "created_at", "queued"]
+    list_filter = ["queued"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ProductChange)

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _t
 
@@ -135,11 +135,17 @@ def _json_type(value: Any) -> str:
 def event_types_with_volume(*, days: int = 30) -> list[EventType]:
     """Every event type with ``recent_events``: its events in the last ``days`` days."""
     since = timezone.now() - dt.timedelta(days=days)
+    # Grouped by ``event_type_id + 0``, not the bare column: on the bare column SQLite
+    # walks the whole event log through the event-type index (to skip a sort) instead of
+    # the covering (occurred_at, event_type_id) index over the last ``days`` only —
+    # 14× slower at 1M events. PostgreSQL plans both the same.
     recent = (
         Event.objects.filter(occurred_at__gte=since)
-        .values("event_type_id")
-        .annotate(n=Count("pk"))
-        .values_list("event_type_id", "n")
+        .order_by()
+        .annotate(type_key=F("event_type_id") + Value(0))
+        .values("type_key")
+        .annotate(n=Count("*"))
+        .values_list("type_key", "n")
     )
     counts = dict(recent)
     types = list(EventType.objects.select_related("owner_department"))

@@ -9,9 +9,9 @@ valid ones are then stored together:
 1. one query finds the ``(source, event_id)`` pairs already stored, so a replayed batch
    stores nothing and reports its items as ``duplicates`` (an ``event_id`` repeated inside
    the batch counts once too);
-2. ONE :func:`customers.identity.resolve_customers` call maps every item's identifiers to a
-   profile (unknown people become profiles, cookie-only ones anonymous; an item carrying a
-   cookie and an email merges the two);
+2. ONE :func:`customers.identity.resolve_customers` call maps every distinct person's
+   identifiers to a profile (unknown people become profiles, cookie-only ones anonymous;
+   an item carrying a cookie and an email merges the two);
 3. one raw ``INSERT … ON CONFLICT DO NOTHING`` stores the events, so two workers replaying
    the same batch at once still store each event once (the partial unique constraint on
    ``(source, event_id)`` arbitrates);
@@ -288,6 +288,15 @@ def _stored_event_ids(source: str, event_ids: list[str]) -> set[str]:
     return found
 
 
+def _lock_ingest() -> None:
+    """PostgreSQL: take :data:`INGEST_LOCK` until the transaction ends (SQLite's IMMEDIATE
+    transactions are serial already)."""
+    connection = connections[router.db_for_write(Event)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+
+
 @transaction.atomic
 def events_record(*, events: Sequence[Event]) -> list[Event]:
     """Store events the platform itself produced for customers it already knows.
@@ -296,7 +305,9 @@ def events_record(*, events: Sequence[Event]) -> list[Event]:
     each ``Event`` names its customer, event type (instance) and an ``event_id``. Events
     whose ``(source, event_id)`` is already stored are skipped, so a replay adds nothing;
     the rest are inserted in bulk (with their ids) and handed to the after-ingest pipeline.
+    Holds the ingest lock like :func:`events_store` (the follow-up rows rely on it).
     """
+    _lock_ingest()
     fresh: list[Event] = []
     for source in {event.source for event in events}:
         ids = [event.event_id for event in events if event.source == source]
@@ -325,10 +336,7 @@ def events_store(*, events: Sequence[CleanEvent], source: str, by=None) -> Store
     part, still runs in parallel before.
     """
     source = source[:50]
-    connection = connections[router.db_for_write(Event)]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+    _lock_ingest()
     with_ids = [event.event_id for event in events if event.event_id is not None]
     known = _stored_event_ids(source, with_ids) if with_ids else set()
     fresh: list[int] = []
@@ -341,9 +349,21 @@ def events_store(*, events: Sequence[CleanEvent], source: str, by=None) -> Store
     duplicates = len(events) - len(fresh)
     if not fresh:
         return StoreResult(stored=[], customer_ids=[], duplicates=duplicates)
-    customer_ids = resolve_customers(
-        people=[events[index].identifiers for index in fresh], source=source, by=by
-    )
+    # One entry per distinct person: a web shop sends several events per visitor, and
+    # items naming the same identifiers resolve to the same profile anyway.
+    person_of: dict[frozenset, int] = {}
+    people: list[dict[str, str]] = []
+    positions: list[int] = []
+    for index in fresh:
+        identifiers = events[index].identifiers
+        key = frozenset(identifiers.items())
+        position = person_of.get(key)
+        if position is None:
+            position = person_of[key] = len(people)
+            people.append(identifiers)
+        positions.append(position)
+    resolved = resolve_customers(people=people, source=source, by=by)
+    customer_ids = [resolved[position] for position in positions]
     _insert_events([events[index] for index in fresh], customer_ids, source=source)
     touched: dict[str, set[int]] = {}
     for index, customer_id in zip(fresh, customer_ids, strict=True):

@@ -131,10 +131,20 @@ class EventType(models.Model):
 class Event(models.Model):
     """One thing a customer did or received at a touchpoint; the raw behaviour log."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="events")
+    # No single-column indexes on customer and touchpoint: the composite indexes below
+    # lead with them and serve every lookup (and cascade) by those columns; each index
+    # is one more B-tree insert per ingested event.
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="+")
     touchpoint = models.ForeignKey(
-        Touchpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        Touchpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     occurred_at = models.DateTimeField(_("occurred"))
     source = models.CharField(_("source"), max_length=50)
@@ -166,6 +176,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type_id}@{self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class EventFollowUp(models.Model):
+    """Follow-up owed for a batch of stored events: which customers have new events of
+    which types. Rows are drained by one task (``experience.pipeline.follow_ups_drain``)
+    per batch window instead of one queued task per request; an admin never edits them."""
+
+    touched = models.JSONField(_("touched customers by event type"))
+    queued = models.BooleanField(_("queued a drain"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("event follow-up")
+        verbose_name_plural = _("event follow-ups")
+
+    def __str__(self) -> str:
+        return f"follow-up {self.pk} ({len(self.touched)} event types)"
 
 
 class Product(models.Model):

@@ -1,19 +1,36 @@
 """What happens after events are stored, whatever door they came in by.
 
 The ingestion API, CSV imports of offline events, DMP signals and the staff activity form
-all end with :func:`events_stored`. It queues ONE django-q2 task after the transaction
-commits, so the write path stays a bulk insert and the follow-up work (carts and
-favourites, situation detection, customer metrics and live segment membership) runs in a
-worker, where it is retried if it fails. Every step is idempotent: a replayed task
-recomputes the same state.
+all end with :func:`events_stored`. It records the touched customers as ONE
+:class:`~experience.models.EventFollowUp` row in the storing transaction, and queues the
+drain task (:func:`follow_ups_drain`) only when none is due yet: once per batch window,
+not once per request (the queue's pickling, signing and extra committed insert cost the
+ingest API a sixth of its time). The drain merges every pending row and runs the
+follow-up work (carts and favourites, situation detection, customer metrics and live
+segment membership, then the listeners) in a worker, where it is retried if it fails:
+rows are deleted only after their work is done. Every step is idempotent: a replayed
+drain recomputes the same state.
+
+A drain is due while rows wait: the first row written into an empty table queues it, and
+the drain queues itself again when rows arrived while it worked. Should a queued drain be
+lost (a crash between commit and enqueue) or fail for good, the next batch queues a new
+one once the last queued row is older than :data:`FOLLOW_UP_WINDOW`. On PostgreSQL the
+storing transactions hold the ingest advisory lock, as the drain's delete does, so a batch
+never sees rows the drain is about to delete without queueing the next drain.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Collection, Mapping
 
 CART_EVENT_TYPES = frozenset({"add_to_cart", "remove_from_cart", "checkout_completed", "purchase"})
 FAVORITE_EVENT_TYPES = frozenset({"favorite_added", "favorite_removed"})
+DRAIN_TASK = "experience.tasks.process_stored_events"
+FOLLOW_UP_WINDOW = dt.timedelta(seconds=60)
+"""A batch queues a drain anyway when the last queued one is older than this."""
+DRAIN_ROWS = 500
+"""Follow-up rows one drain merges (about 500 API batches); it queues itself for the rest."""
 
 
 EventsListener = Callable[[Mapping[str, Collection[int]]], object]
@@ -33,13 +50,85 @@ def register_events_listener(listener: EventsListener) -> None:
         _LISTENERS.append(listener)
 
 
+def _lock_follow_ups() -> None:
+    """PostgreSQL: the ingest advisory lock, for the rest of the transaction."""
+    from django.db import connections, router
+
+    from experience.ingest import INGEST_LOCK
+    from experience.models import EventFollowUp
+
+    connection = connections[router.db_for_write(EventFollowUp)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
+
+
 def events_stored(*, touched: Mapping[str, Collection[int]]) -> None:
-    """Queue the follow-up of stored events: ``touched`` maps event type name → customer ids."""
+    """Owe the follow-up of stored events: ``touched`` maps event type name → customer ids.
+
+    Call it inside the storing transaction: the row is written with the events, and a
+    drain is queued after commit only when none is due (see the module docstring).
+    The storing transaction holds the ingest advisory lock on PostgreSQL (``events_store``
+    and ``events_record`` take it), so this never races the drain's delete. One statement
+    decides and writes: the row is marked ``queued`` when no queued row is left younger
+    than :data:`FOLLOW_UP_WINDOW` (an empty table included).
+    """
+    import json
+
+    from django.db import connections, router, transaction
+    from django.utils import timezone
+
     from customers.tasks import queue_task
+    from experience.models import EventFollowUp
 
     plain = {name: sorted({int(pk) for pk in ids}) for name, ids in touched.items() if ids}
-    if plain:
-        queue_task("experience.tasks.process_stored_events", plain)
+    if not plain:
+        return
+    connection = connections[router.db_for_write(EventFollowUp)]
+    quote = connection.ops.quote_name
+    table = quote(EventFollowUp._meta.db_table)
+    now = timezone.now()
+    stamps = [
+        connection.ops.adapt_datetimefield_value(moment) for moment in (now - FOLLOW_UP_WINDOW, now)
+    ]
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({quote('touched')}, {quote('queued')}, "
+            f"{quote('created_at')}) SELECT %s, COALESCE((SELECT MAX({quote('created_at')}) "
+            f"FROM {table} WHERE {quote('queued')}) < %s, TRUE), %s "
+            f"RETURNING {quote('queued')}",
+            [json.dumps(plain, separators=(",", ":")), *stamps],
+        )
+        (due,) = cursor.fetchone()
+        if due:
+            queue_task(DRAIN_TASK)
+
+
+def follow_ups_drain(*, limit: int = DRAIN_ROWS) -> set[int]:
+    """Run the follow-up owed by the oldest ``limit`` pending rows, merged, then delete them.
+
+    Queues the next drain when rows remain (arrived meanwhile, or beyond ``limit``).
+    Returns the customers processed.
+    """
+    from django.db import transaction
+
+    from customers.tasks import queue_task
+    from experience.models import EventFollowUp
+
+    rows = list(EventFollowUp.objects.order_by("pk").values_list("pk", "touched")[:limit])
+    if not rows:
+        return set()
+    merged: dict[str, set[int]] = {}
+    for _pk, touched in rows:
+        for name, ids in touched.items():
+            merged.setdefault(name, set()).update(ids)
+    everyone = process_stored_events(merged)
+    with transaction.atomic():
+        _lock_follow_ups()
+        EventFollowUp.objects.filter(pk__in=[pk for pk, _touched in rows]).delete()
+        if EventFollowUp.objects.exists():
+            queue_task(DRAIN_TASK)
+    return everyone
 
 
 def process_stored_events(touched: Mapping[str, Collection[int]]) -> set[int]:

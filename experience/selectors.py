@@ -19,7 +19,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncWeek
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from experience.models import (
@@ -224,22 +224,22 @@ def touchpoint_detail_figures(touchpoint: Touchpoint, *, now: dt.datetime | None
     this_week -= dt.timedelta(days=this_week.weekday())
     first_week = this_week - dt.timedelta(weeks=DETAIL_WEEKS - 1)
     week_start = dt.datetime.combine(first_week, dt.time.min, tzinfo=tz)
-    counted = {
-        timezone.localtime(week, tz).date() if isinstance(week, dt.datetime) else week: n
-        for week, n in Event.objects.filter(touchpoint=touchpoint, occurred_at__gte=week_start)
-        .annotate(week=TruncWeek("occurred_at", tzinfo=tz))
-        .order_by()
-        .values("week")
-        .annotate(n=Count("pk"))
-        .values_list("week", "n")
-    }
-    weeks = [
-        {
-            "start": first_week + dt.timedelta(weeks=i),
-            "n": counted.get(first_week + dt.timedelta(weeks=i), 0),
+    # One conditional count per week between local Monday midnights, in one pass over the
+    # covering (touchpoint, occurred_at) index: no per-row week truncation (on SQLite a
+    # Python function called for every event: 2 s for 300k events).
+    starts = [first_week + dt.timedelta(weeks=i) for i in range(DETAIL_WEEKS + 1)]
+    bounds = [dt.datetime.combine(day, dt.time.min, tzinfo=tz) for day in starts]
+    counted = Event.objects.filter(
+        touchpoint=touchpoint, occurred_at__gte=week_start, occurred_at__lt=bounds[-1]
+    ).aggregate(
+        **{
+            f"w{i}": Count(
+                "pk", filter=Q(occurred_at__gte=bounds[i], occurred_at__lt=bounds[i + 1])
+            )
+            for i in range(DETAIL_WEEKS)
         }
-        for i in range(DETAIL_WEEKS)
-    ]
+    )
+    weeks = [{"start": starts[i], "n": counted[f"w{i}"] or 0} for i in range(DETAIL_WEEKS)]
     responses = nps_responses(since=now - dt.timedelta(days=NPS_DAYS)).filter(
         attributed_touchpoint=touchpoint.pk
     )

@@ -19,6 +19,8 @@ from customers.timeline import (
 )
 from experience.models import Event, Order, Survey, SurveyResponse, Touchpoint
 
+CHANNEL_LABELS = dict(Touchpoint.Channel.choices)
+
 # Properties worth a glance on the timeline, in this order; the rest stay in the admin.
 EVENT_DETAIL_KEYS = (
     "note",
@@ -87,22 +89,44 @@ def events_fetch(
         ),
         filters,
     )
-    events = (
-        events.select_related("event_type", "touchpoint__owner_department")
-        .annotate(touchpoint_visible=visible_flag(Touchpoint, "touchpoint_id", filters.viewer))
-        .order_by("-occurred_at", "-pk")[:limit]
+    # Plain rows, not model instances: a page reads limit + 1 events of a person who may
+    # have 100k, and building an Event, EventType, Touchpoint and Department per row was
+    # most of this source's time (B7).
+    rows = (
+        events.annotate(
+            touchpoint_visible=visible_flag(Touchpoint, "touchpoint_id", filters.viewer)
+        )
+        .order_by("-occurred_at", "-pk")
+        .values_list(
+            "pk",
+            "occurred_at",
+            "properties",
+            "event_type__name",
+            "event_type__description",
+            "touchpoint_id",
+            "touchpoint__name",
+            "touchpoint__channel",
+            "touchpoint__owner_department__name",
+            "touchpoint_visible",
+        )[:limit]
     )
     entries, labels = [], {}
-    for event in events:
-        channel, channel_label, department, place = _touchpoint_bits(event, labels)
-        detail = " · ".join(part for part in (place, _event_detail(event.properties)) if part)
+    for pk, at, properties, kind, description, touchpoint_id, place, channel, owner, seen in rows:
+        if touchpoint_id is None:
+            channel = channel_label = department = place = ""
+        else:
+            if channel not in labels:
+                labels[channel] = str(CHANNEL_LABELS.get(channel, channel))
+            channel_label, department = labels[channel], owner
+            place = place if seen else ""
+        detail = " · ".join(part for part in (place, _event_detail(properties)) if part)
         entries.append(
             TimelineEntry(
-                at=event.occurred_at,
+                at=at,
                 source="events",
-                id=event.pk,
-                kind=event.event_type.name,
-                title=event.event_type.description or event.event_type.name,
+                id=pk,
+                kind=kind,
+                title=description or kind,
                 detail=detail,
                 channel=channel,
                 channel_label=channel_label,

@@ -26,7 +26,7 @@ from customers.models import (
     LifeEvent,
     SegmentMembership,
 )
-from experience.models import ExperienceValue, Favorite, OrderLine
+from experience.models import EventFollowUp, ExperienceValue, Favorite, OrderLine
 from journeys.models import (
     CampaignRun,
     Comment,
@@ -125,6 +125,7 @@ MAKERS = {
     "experience.touchpoint": lambda: f.TouchpointFactory(),
     "experience.eventtype": lambda: f.EventTypeFactory(),
     "experience.event": lambda: f.EventFactory(),
+    "experience.eventfollowup": lambda: EventFollowUp.objects.create(touched={"purchase": [1]}),
     "experience.product": lambda: f.ProductFactory(),
     "experience.order": lambda: f.OrderFactory(),
     "experience.orderline": lambda: OrderLine.objects.create(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, bar_series, report_layout
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, bar_traces, report_figure
 from reports.charts.nps import PASSIVE_COLOUR
 
 
@@ -18,13 +18,13 @@ def holdout_figure(
     repeat purchases in the calibration period (the check of Fader, Hardie & Lee, fig. 4)."""
     if not len(buckets) == len(predicted) == len(actual):
         raise ValueError("buckets, predicted and actual must have the same length")
-    figure = bar_series(
+    data = bar_traces(
         buckets,
         [(_("Actual"), actual, PLATFORM_COLOUR), (_("Predicted"), predicted, STRATEGY_COLOUR)],
         hover="%{x}: %{y:.2f}<extra>{name}</extra>",
     )
-    return report_layout(
-        figure,
+    return report_figure(
+        data,
         height=340,
         barmode="group",
         xaxis={
@@ -48,7 +48,7 @@ def histogram_figure(
     """Customers per bin (pre-aggregated), stacked: repeat buyers and one-time buyers."""
     if not len(labels) == len(one_time) == len(repeat):
         raise ValueError("labels, one_time and repeat must have the same length")
-    figure = bar_series(
+    data = bar_traces(
         labels,
         [
             (_("Repeat buyers"), repeat, STRATEGY_COLOUR),
@@ -56,8 +56,8 @@ def histogram_figure(
         ],
         hover="%{x}: %{y:,}<extra>{name}</extra>",
     )
-    return report_layout(
-        figure,
+    return report_figure(
+        data,
         height=320,
         barmode="stack",
         bargap=0.05,
@@ -70,17 +70,16 @@ def segment_value_figure(names: Sequence[str], values: Sequence[float]) -> go.Fi
     """Total predicted value per segment, horizontal bars, highest at the top."""
     if len(names) != len(values):
         raise ValueError("names and values must have the same length")
-    figure = go.Figure(
-        go.Bar(
-            x=list(values)[::-1],
-            y=list(names)[::-1],
-            orientation="h",
-            marker_color=STRATEGY_COLOUR,
-            hovertemplate="%{y}: ¥%{x:,.0f}<extra></extra>",
-        )
-    )
-    return report_layout(
-        figure,
+    data = {
+        "type": "bar",
+        "x": list(values)[::-1],
+        "y": [str(name) for name in names][::-1],
+        "orientation": "h",
+        "marker": {"color": STRATEGY_COLOUR},
+        "hovertemplate": "%{y}: ¥%{x:,.0f}<extra></extra>",
+    }
+    return report_figure(
+        [data],
         height=max(240, 28 * len(names) + 80),
         xaxis={
             "title": {"text": _("Predicted value (¥)")},

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import report_layout
+from reports.charts import report_figure
 
 # One colour per experience value, in taxonomy order (deal, convenience, fun, reassurance,
 # empathy).
@@ -31,24 +31,23 @@ def value_heatmap(
         for index, row in enumerate(cells):
             if row[column] is not None:
                 scaled[index][column] = row[column] / largest if largest else 0.0
-    figure = go.Figure(
-        go.Heatmap(
-            z=scaled,
-            x=list(measures),
-            y=list(values),
-            text=[list(row) for row in texts],
-            texttemplate="%{text}",
-            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
-            colorscale=[[0, "#c4572a"], [0.5, "#f4f1ea"], [1, "#4f3a7a"]],
-            zmin=-1,
-            zmax=1,
-            showscale=False,
-            xgap=2,
-            ygap=2,
-        )
-    )
-    return report_layout(
-        figure,
+    data = {
+        "type": "heatmap",
+        "z": scaled,
+        "x": [str(measure) for measure in measures],
+        "y": [str(value) for value in values],
+        "text": [list(row) for row in texts],
+        "texttemplate": "%{text}",
+        "hovertemplate": "%{y} · %{x}: %{text}<extra></extra>",
+        "colorscale": [[0, "#c4572a"], [0.5, "#f4f1ea"], [1, "#4f3a7a"]],
+        "zmin": -1,
+        "zmax": 1,
+        "showscale": False,
+        "xgap": 2,
+        "ygap": 2,
+    }
+    return report_figure(
+        [data],
         margin={"l": 170, "r": 16, "t": 16, "b": 96},
         height=360,
         xaxis={"type": "category", "tickangle": -30},
@@ -64,38 +63,41 @@ def value_trend(
     """Per value, a line of events delivering the value per week (left axis) and a dotted
     line of campaign conversions (right axis); keys of the mappings are value labels."""
     labels = [week.isoformat() for week in weeks]
-    figure = go.Figure()
+    data = []
     for index, (label, series) in enumerate(events.items()):
         colour = VALUE_COLOURS[index % len(VALUE_COLOURS)]
         if len(series) != len(weeks):
             raise ValueError("every series needs one number per week")
-        figure.add_trace(
-            go.Scatter(
-                x=labels,
-                y=list(series),
-                name=label,
-                legendgroup=label,
-                mode="lines+markers",
-                line={"color": colour, "width": 2},
-                hovertemplate="%{x}: %{y:,}<extra>" + label + "</extra>",
-            )
+        name = str(label)
+        data.append(
+            {
+                "type": "scatter",
+                "x": labels,
+                "y": list(series),
+                "name": name,
+                "legendgroup": name,
+                "mode": "lines+markers",
+                "line": {"color": colour, "width": 2},
+                "hovertemplate": "%{x}: %{y:,}<extra>" + label + "</extra>",
+            }
         )
         converted = conversions.get(label)
         if converted is not None:
-            figure.add_trace(
-                go.Scatter(
-                    x=labels,
-                    y=list(converted),
-                    name=_("%(value)s: conversions") % {"value": label},
-                    legendgroup=label,
-                    yaxis="y2",
-                    mode="lines",
-                    line={"color": colour, "width": 1, "dash": "dot"},
-                    hovertemplate="%{x}: %{y:,}<extra>" + label + "</extra>",
-                )
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": labels,
+                    "y": list(converted),
+                    "name": _("%(value)s: conversions") % {"value": name},
+                    "legendgroup": name,
+                    "yaxis": "y2",
+                    "mode": "lines",
+                    "line": {"color": colour, "width": 1, "dash": "dot"},
+                    "hovertemplate": "%{x}: %{y:,}<extra>" + label + "</extra>",
+                }
             )
-    return report_layout(
-        figure,
+    return report_figure(
+        data,
         margin={"l": 56, "r": 64, "t": 16, "b": 48},
         height=380,
         legend={"orientation": "h", "y": -0.2},

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
+from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_figure
 
 NEUTRAL_COLOUR = "#8a8f98"
 
@@ -29,7 +29,7 @@ def lift_figure(
     repeat: Sequence[LiftPoint] = (),
 ) -> go.Figure:
     """Lift (points) per campaign as markers with error bars; one trace per measure."""
-    figure = go.Figure()
+    data = []
     for points, name, colour, symbol in (
         (conversion, _("Conversion"), STRATEGY_COLOUR, "circle"),
         (purchase, _("Purchase in window"), PLATFORM_COLOUR, "diamond"),
@@ -37,27 +37,40 @@ def lift_figure(
     ):
         if not points:
             continue
-        figure.add_trace(
-            go.Scatter(
-                x=[point.difference for point in points],
-                y=[point.campaign for point in points],
-                name=name,
-                mode="markers",
-                marker={"color": colour, "size": 10, "symbol": symbol},
-                error_x={
+        data.append(
+            {
+                "type": "scatter",
+                "x": [point.difference for point in points],
+                "y": [str(point.campaign) for point in points],
+                "name": name,
+                "mode": "markers",
+                "marker": {"color": colour, "size": 10, "symbol": symbol},
+                "error_x": {
                     "type": "data",
                     "symmetric": False,
                     "array": [point.high - point.difference for point in points],
                     "arrayminus": [point.difference - point.low for point in points],
                     "color": colour,
                 },
-                hovertemplate="%{y}: %{x:+.2f} pt<extra>" + name + "</extra>",
-            )
+                "hovertemplate": "%{y}: %{x:+.2f} pt<extra>" + name + "</extra>",
+            }
         )
-    figure.add_vline(x=0, line={"color": "#373c44", "width": 1, "dash": "dot"})
     rows = max((len(points) for points in (conversion, purchase, repeat)), default=0)
-    return report_layout(
-        figure,
+    return report_figure(
+        data,
+        # The zero line: what add_vline draws, across the whole plot height.
+        shapes=[
+            {
+                "type": "line",
+                "x0": 0,
+                "x1": 0,
+                "xref": "x",
+                "y0": 0,
+                "y1": 1,
+                "yref": "y domain",
+                "line": {"color": "#373c44", "width": 1, "dash": "dot"},
+            }
+        ],
         margin={"l": 220, "r": 24, "t": 24, "b": 56},
         height=max(240, 60 + 48 * rows),
         legend={"orientation": "h", "y": -0.25},

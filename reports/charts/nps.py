@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import STRATEGY_COLOUR, bar_series, report_layout
+from reports.charts import STRATEGY_COLOUR, bar_traces, report_figure
 
 PROMOTER_COLOUR = "#2e7d4f"
 PASSIVE_COLOUR = "#b8bcc4"
@@ -27,7 +27,7 @@ def trend_figure(
     if not len(weeks) == len(promoters) == len(passives) == len(detractors) == len(scores):
         raise ValueError("every series needs one value per week")
     labels = [week.isoformat() for week in weeks]
-    figure = bar_series(
+    data = bar_traces(
         labels,
         [
             (_("Detractors (0–6)"), detractors, DETRACTOR_COLOUR),
@@ -36,20 +36,21 @@ def trend_figure(
         ],
         hover="%{x}: %{y:,}<extra></extra>",
     )
-    figure.add_trace(
-        go.Scatter(
-            x=labels,
-            y=list(scores),
-            name=_("NPS"),
-            yaxis="y2",
-            mode="lines+markers",
-            connectgaps=False,
-            line={"color": STRATEGY_COLOUR, "width": 3},
-            hovertemplate="%{x}: NPS %{y:.1f}<extra></extra>",
-        )
+    data.append(
+        {
+            "type": "scatter",
+            "x": labels,
+            "y": list(scores),
+            "name": _("NPS"),
+            "yaxis": "y2",
+            "mode": "lines+markers",
+            "connectgaps": False,
+            "line": {"color": STRATEGY_COLOUR, "width": 3},
+            "hovertemplate": "%{x}: NPS %{y:.1f}<extra></extra>",
+        }
     )
-    return report_layout(
-        figure,
+    return report_figure(
+        data,
         height=380,
         barmode="stack",
         xaxis={"type": "category", "title": {"text": _("Week starting")}},
@@ -72,20 +73,19 @@ def breakdown_figure(
     if not len(labels) == len(scores) == len(answers):
         raise ValueError("labels, scores and answers must have the same length")
     colours = [PROMOTER_COLOUR if (score or 0) >= 0 else DETRACTOR_COLOUR for score in scores]
-    figure = go.Figure(
-        go.Bar(
-            x=list(scores),
-            y=list(labels),
-            orientation="h",
-            marker_color=colours,
-            customdata=list(answers),
-            hovertemplate=_("%(label)s: NPS %(score)s (%(answers)s answers)")
-            % {"label": "%{y}", "score": "%{x:.1f}", "answers": "%{customdata:,}"}
-            + "<extra></extra>",
-        )
-    )
-    return report_layout(
-        figure,
+    data = {
+        "type": "bar",
+        "x": list(scores),
+        "y": [str(label) for label in labels],
+        "orientation": "h",
+        "marker": {"color": colours},
+        "customdata": list(answers),
+        "hovertemplate": _("%(label)s: NPS %(score)s (%(answers)s answers)")
+        % {"label": "%{y}", "score": "%{x:.1f}", "answers": "%{customdata:,}"}
+        + "<extra></extra>",
+    }
+    return report_figure(
+        [data],
         height=max(200, 60 + 28 * len(labels)),
         showlegend=False,
         xaxis={"range": [-100, 100], "title": {"text": _("NPS")}, "zeroline": True},

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, STRATEGY_COLOUR, report_layout
+from reports.charts import PLATFORM_COLOUR, PURPLES, STRATEGY_COLOUR, report_figure
 
 VALUE_MARGIN = {"l": 64, "r": 24, "t": 24, "b": 56}
 
@@ -15,19 +15,19 @@ VALUE_MARGIN = {"l": 64, "r": 24, "t": 24, "b": 56}
 def ltv_figure(curves: Mapping[str, Sequence[tuple[int, int]]]) -> go.Figure:
     """Cumulative revenue per customer (yen) by months since the first order, one line per
     acquisition channel (label → ``(offset, yen)`` points)."""
-    figure = go.Figure()
-    for label, points in curves.items():
-        figure.add_trace(
-            go.Scatter(
-                x=[offset for offset, _value in points],
-                y=[value for _offset, value in points],
-                name=label,
-                mode="lines+markers",
-                hovertemplate="%{x}: ¥%{y:,}<extra>" + label + "</extra>",
-            )
-        )
-    return report_layout(
-        figure,
+    data = [
+        {
+            "type": "scatter",
+            "x": [offset for offset, _value in points],
+            "y": [value for _offset, value in points],
+            "name": str(label),
+            "mode": "lines+markers",
+            "hovertemplate": "%{x}: ¥%{y:,}<extra>" + str(label) + "</extra>",
+        }
+        for label, points in curves.items()
+    ]
+    return report_figure(
+        data,
         margin=VALUE_MARGIN,
         height=360,
         xaxis={"title": {"text": _("Months since first order")}, "dtick": 1, "rangemode": "tozero"},
@@ -46,27 +46,27 @@ def f2_figure(
     """F2 repeat rate per month of first purchase (ratios 0–1): ever, and within 90 days."""
     if not len(cohorts) == len(rates) == len(rates_90d):
         raise ValueError("cohorts, rates and rates_90d must have the same length")
-    figure = go.Figure()
-    figure.add_trace(
-        go.Bar(
-            x=list(cohorts),
-            y=list(rates),
-            name=_("Second order, ever"),
-            marker_color=STRATEGY_COLOUR,
-            hovertemplate="%{x}: %{y:.1%}<extra></extra>",
-        )
-    )
-    figure.add_trace(
-        go.Bar(
-            x=list(cohorts),
-            y=list(rates_90d),
-            name=_("Second order within 90 days"),
-            marker_color=PLATFORM_COLOUR,
-            hovertemplate="%{x}: %{y:.1%}<extra></extra>",
-        )
-    )
-    return report_layout(
-        figure,
+    labels = [str(cohort) for cohort in cohorts]
+    data = [
+        {
+            "type": "bar",
+            "x": labels,
+            "y": list(rates),
+            "name": _("Second order, ever"),
+            "marker": {"color": STRATEGY_COLOUR},
+            "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+        },
+        {
+            "type": "bar",
+            "x": labels,
+            "y": list(rates_90d),
+            "name": _("Second order within 90 days"),
+            "marker": {"color": PLATFORM_COLOUR},
+            "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
+        },
+    ]
+    return report_figure(
+        data,
         margin=VALUE_MARGIN,
         height=360,
         barmode="group",
@@ -82,21 +82,20 @@ def retention_figure(
     cells (months not reached yet) stay blank."""
     if len(cohorts) != len(shares) or any(len(row) != offsets for row in shares):
         raise ValueError("shares must have one row per cohort and one column per offset")
-    figure = go.Figure(
-        go.Heatmap(
-            z=[list(row) for row in shares],
-            x=list(range(offsets)),
-            y=list(cohorts),
-            zmin=0,
-            zmax=1,
-            colorscale="Purples",
-            colorbar={"tickformat": ".0%"},
-            hoverongaps=False,
-            hovertemplate=_("Cohort %{y}, month %{x}: %{z:.1%}") + "<extra></extra>",
-        )
-    )
-    return report_layout(
-        figure,
+    data = {
+        "type": "heatmap",
+        "z": [list(row) for row in shares],
+        "x": list(range(offsets)),
+        "y": [str(cohort) for cohort in cohorts],
+        "zmin": 0,
+        "zmax": 1,
+        "colorscale": PURPLES,
+        "colorbar": {"tickformat": ".0%"},
+        "hoverongaps": False,
+        "hovertemplate": _("Cohort %{y}, month %{x}: %{z:.1%}") + "<extra></extra>",
+    }
+    return report_figure(
+        [data],
         margin=VALUE_MARGIN,
         height=max(280, 40 + 22 * len(cohorts)),
         xaxis={"title": {"text": _("Months since first order")}, "dtick": 1, "side": "top"},

@@ -685,6 +685,7 @@ ADMIN_POLICY = {
     "experience.cart": SUPERUSER,
     "experience.cartitem": SUPERUSER,
     "experience.event": SUPERUSER,
+    "experience.eventfollowup": READ_ONLY,
     "experience.eventtype": SUPERUSER,
     "experience.experiencevalue": SUPERUSER,
     "experience.favorite": SUPERUSER,
