@@ -91,7 +91,11 @@ def events_stored(*, touched: Mapping[str, Collection[int]]) -> None:
     stamps = [
         connection.ops.adapt_datetimefield_value(moment) for moment in (now - FOLLOW_UP_WINDOW, now)
     ]
-    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+    # No savepoint: inside the storing transaction, a failure here fails the whole batch.
+    with (
+        transaction.atomic(using=connection.alias, savepoint=False),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(
             f"INSERT INTO {table} ({quote('touched')}, {quote('queued')}, "
             f"{quote('created_at')}) SELECT %s, COALESCE((SELECT MAX({quote('created_at')}) "

@@ -39,6 +39,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -94,8 +95,10 @@ ADDRESSLESS_CHANNELS = frozenset({Campaign.Channel.STAFF_TASK})
 NO_QUIET_HOURS_CHANNELS = frozenset({Campaign.Channel.STAFF_TASK, Campaign.Channel.DIRECT_MAIL})
 """Channels that never reach the person at the moment of sending."""
 
-SEND_CHUNK = 100
-"""Messages handed to an adapter at once, and marked sent or failed together."""
+SEND_CHUNK = 250
+"""Messages handed to an adapter at once, and marked sent or failed together (half a
+claimed batch: the per-chunk statements, events and follow-up task are amortised over 250
+messages, while a crash still leaves at most this many e-mails ``unconfirmed``)."""
 
 MAX_ATTEMPTS = 5
 """A retryable failure is tried again (with backoff) until this many attempts, then failed."""
@@ -843,7 +846,11 @@ def _render_and_send(
     """
     from journeys import channels, content
 
-    deliveries = Delivery.objects.in_bulk([row.pk for row in chunk])
+    # Rendering reads only the delivery's id (tracking links, unsubscribe URL; the context
+    # is passed alongside): a plain stand-in spares a query and a model instance per message.
+    deliveries = {
+        row.pk: SimpleNamespace(pk=row.pk, enrollment_id=row.enrollment_id) for row in chunk
+    }
     contexts = dict(
         Enrollment.objects.filter(
             pk__in={row.enrollment_id for row in chunk if row.enrollment_id}

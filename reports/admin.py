@@ -8,6 +8,8 @@ from config.org.admin import ReadOnlyAdmin
 from reports.models import (
     CampaignOutcome,
     ClvFit,
+    ClvSegmentValue,
+    ClvSummary,
     Cohort,
     CohortMonth,
     CustomerPrediction,
@@ -15,7 +17,11 @@ from reports.models import (
     DailyDeliveries,
     DailyEvents,
     DailyOrders,
+    DormancyDay,
+    DormancyMonth,
+    HeadlineSnapshot,
     ReportSubscription,
+    RfmCell,
     RollupState,
 )
 
@@ -90,6 +96,39 @@ class CustomerPredictionAdmin(ReadModelAdmin):
     list_display = ["customer", "p_alive", "expected_purchases", "clv", "fit"]
     raw_id_fields = ["customer"]
     list_select_related = ["fit"]
+
+
+@admin.register(RfmCell)
+class RfmCellAdmin(ReadModelAdmin):
+    list_display = ["recency", "frequency", "customers", "revenue", "computed_at"]
+
+
+@admin.register(DormancyDay)
+class DormancyDayAdmin(ReadModelAdmin):
+    list_display = ["as_of", "computed_at"]
+
+
+@admin.register(DormancyMonth)
+class DormancyMonthAdmin(ReadModelAdmin):
+    list_display = ["day", "month", "buyers", "dormant", "churned"]
+    list_select_related = ["day"]
+
+
+@admin.register(ClvSummary)
+class ClvSummaryAdmin(ReadModelAdmin):
+    list_display = ["fit", "customers", "repeat_buyers", "clv", "computed_at", "segments_at"]
+    list_select_related = ["fit"]
+
+
+@admin.register(ClvSegmentValue)
+class ClvSegmentValueAdmin(ReadModelAdmin):
+    list_display = ["summary", "segment", "members", "predicted", "clv"]
+    list_select_related = ["summary", "segment"]
+
+
+@admin.register(HeadlineSnapshot)
+class HeadlineSnapshotAdmin(ReadModelAdmin):
+    list_display = ["name", "computed_at"]
 
 
 @admin.register(ReportSubscription)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.org.models import Department
-from customers.models import Customer
+from customers.models import Customer, Segment
 from experience.models import EventType, Survey, Touchpoint
 from journeys.models import Campaign
 
@@ -327,3 +327,134 @@ class ReportSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.department or '-'})"
+
+
+# --- Customer-level read models (the customers and CLV reports) -----------------------------
+# The raw rows behind these pages are one per customer (CustomerMetrics, CustomerPrediction):
+# 1M rows at the large company, seconds per aggregate. The aggregates are kept here instead,
+# rebuilt whole by ``reports.customer_rollups`` (the 15-minute schedule, ``rollups_rebuild``)
+# and, for CLV, with each refit; report pages read a few dozen rows.
+
+
+class RfmCell(models.Model):
+    """Customers with orders and their lifetime revenue per (recency, frequency) score, as
+    ``reports.selectors.rfm.rfm_grid`` computes them over every buyer, at ``computed_at``."""
+
+    recency = models.PositiveSmallIntegerField()
+    frequency = models.PositiveSmallIntegerField()
+    customers = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=0, default=0)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["recency", "frequency"], name="uniq_rfm_cell")
+        ]
+        verbose_name = _("RFM cell")
+        verbose_name_plural = _("RFM cells")
+
+    def __str__(self) -> str:
+        return f"R{self.recency} F{self.frequency}: {self.customers}"
+
+
+class DormancyDay(models.Model):
+    """Dormancy and churn measured at the end of one local day (``as_of``) over every
+    buyer; its rows per month of first order are :class:`DormancyMonth`. A day without
+    rows was computed and had no buyers."""
+
+    as_of = models.DateField(unique=True)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("dormancy day")
+        verbose_name_plural = _("dormancy days")
+
+    def __str__(self) -> str:
+        return f"dormancy at {self.as_of}"
+
+
+class DormancyMonth(models.Model):
+    """Buyers, dormant and churned customers at the end of ``day.as_of`` whose first
+    completed order fell in ``month`` (local month, first day); months with buyers only."""
+
+    day = models.ForeignKey(DormancyDay, on_delete=models.CASCADE, related_name="months")
+    month = models.DateField()
+    buyers = models.PositiveIntegerField(default=0)
+    dormant = models.PositiveIntegerField(default=0)
+    churned = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "month"], name="uniq_dormancy_month")]
+        verbose_name = _("dormancy month")
+        verbose_name_plural = _("dormancy months")
+
+    def __str__(self) -> str:
+        return f"{self.day_id} {self.month:%Y-%m}: {self.buyers}"
+
+
+class ClvSummary(models.Model):
+    """The aggregates of one fit's predictions over every customer, stored with the
+    predictions (``reports.predictions.predictions_store``): the CLV report's totals and
+    its two histograms (``[one_time, repeat, clv]`` per bin, ``clv`` as a string)."""
+
+    fit = models.OneToOneField(ClvFit, on_delete=models.CASCADE, related_name="summary")
+    customers = models.PositiveIntegerField(default=0)
+    repeat_buyers = models.PositiveIntegerField(default=0)
+    mean_p_alive = models.FloatField(null=True, blank=True)
+    expected_purchases = models.FloatField(default=0)
+    clv = models.DecimalField(max_digits=18, decimal_places=0, default=0)
+    likely_lapsed = models.PositiveIntegerField(default=0)
+    p_alive_bins = models.JSONField(default=list)
+    value_bins = models.JSONField(default=list)
+    computed_at = models.DateTimeField(default=timezone.now)
+    segments_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the per-segment values were last computed.")
+    )
+
+    class Meta:
+        verbose_name = _("CLV summary")
+        verbose_name_plural = _("CLV summaries")
+
+    def __str__(self) -> str:
+        return f"summary of {self.fit_id}"
+
+
+class ClvSegmentValue(models.Model):
+    """One segment's predicted value under a fit: its members (as of the summary's
+    ``segments_at``), those with a prediction, their mean P(alive), expected purchases and
+    summed CLV. Rows exist for segments with members."""
+
+    summary = models.ForeignKey(ClvSummary, on_delete=models.CASCADE, related_name="segments")
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="+")
+    members = models.PositiveIntegerField(default=0)
+    predicted = models.PositiveIntegerField(default=0)
+    mean_p_alive = models.FloatField(null=True, blank=True)
+    expected_purchases = models.FloatField(default=0)
+    clv = models.DecimalField(max_digits=18, decimal_places=0, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["summary", "segment"], name="uniq_clv_segment_value")
+        ]
+        verbose_name = _("CLV of a segment")
+        verbose_name_plural = _("CLV of segments")
+
+    def __str__(self) -> str:
+        return f"{self.summary_id}/{self.segment_id}: {self.clv}"
+
+
+class HeadlineSnapshot(models.Model):
+    """A circle's headline figures as computed at ``computed_at`` (``data``: plain JSON),
+    for headlines whose live query reads a year of raw rows (the strategy circle: NPS and
+    LTV over the last 12 months). Rewritten by ``reports.customer_rollups``."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    computed_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("headline snapshot")
+        verbose_name_plural = _("headline snapshots")
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.computed_at}"

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from experience.models import Order
 from reports import clv
+from reports.customer_rollups import clv_summary_store
 from reports.models import ClvFit, CustomerPrediction
 from reports.rollups import day_bounds, local_day
 
@@ -288,6 +289,8 @@ def predictions_store(*, fit: ClvFit, summary: Summary, fitted: Fitted) -> int:
             batch = []
     if batch:
         created += len(CustomerPrediction.objects.bulk_create(batch))
+    # The CLV report's totals and histograms, over the rows just written.
+    clv_summary_store(fit)
     return created
 
 

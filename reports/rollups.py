@@ -384,22 +384,46 @@ def rollups_refresh(*, days_back: int = 0, now: dt.datetime | None = None) -> di
     """
     today = timezone.localdate(now or timezone.now())
     recent = {today - dt.timedelta(days=n) for n in range(max(days_back, RECENT_DAYS))}
-    done = {}
-    for rollup in DAILY_ROLLUPS:
-        state, _created = RollupState.objects.get_or_create(name=rollup.name)
-        up_to = _last_id(rollup)
-        days = recent | _new_row_days(rollup, state.last_id, up_to)
-        rollup_days(rollup, days)
-        RollupState.objects.filter(name=rollup.name).update(
-            last_id=up_to, refreshed_at=timezone.now()
-        )
-        done[rollup.name] = len(days)
-    return done
+    return {rollup.name: _refresh(rollup, recent) for rollup in DAILY_ROLLUPS}
+
+
+def _refresh(rollup: DailyRollup, days: set[dt.date]) -> int:
+    """Recompute ``days`` and the days of rows added since the last run; move the mark."""
+    state, _created = RollupState.objects.get_or_create(name=rollup.name)
+    up_to = _last_id(rollup)
+    days = days | _new_row_days(rollup, state.last_id, up_to)
+    rollup_days(rollup, days)
+    RollupState.objects.filter(name=rollup.name).update(last_id=up_to, refreshed_at=timezone.now())
+    return len(days)
+
+
+def events_rollup_follow(touched) -> int:
+    """Events listener (``experience.pipeline.register_events_listener``): fold the events
+    just stored into ``DailyEvents`` at once, in the worker that processed them.
+
+    The every-minute schedule alone left the events rollup up to a minute (plus the
+    scheduler's own period) behind ingestion; this keeps it seconds behind. Only the days
+    of the new rows are recomputed (no "today and yesterday" pass, no other rollup), so
+    the cost follows the batch: one aggregate over the new rows' days. The schedule still
+    runs, for orders, answers, deliveries and late commits. Returns 1 when a refresh was
+    queued on commit.
+    """
+    if not touched:
+        return 0
+    transaction.on_commit(_follow_events)
+    return 1
+
+
+def _follow_events() -> None:
+    """After the processing transaction commits (at once outside one): its rows are
+    visible, and the refresh does not lengthen the transaction that holds the ingest lock."""
+    _refresh(DAILY_ROLLUPS[0], set())
 
 
 def rollups_rebuild() -> dict[str, int]:
-    """Recompute every daily rollup from all raw rows, each rollup in one transaction;
-    returns the rows written per rollup."""
+    """Recompute every daily rollup from all raw rows, each rollup in one transaction, then
+    the customer-level read models (``reports.customer_rollups``); returns the rows written
+    per daily rollup."""
     written = {}
     for rollup in DAILY_ROLLUPS:
         with transaction.atomic():
@@ -411,4 +435,9 @@ def rollups_rebuild() -> dict[str, int]:
             RollupState.objects.filter(name=rollup.name).update(
                 last_id=up_to, refreshed_at=now, rebuilt_at=now
             )
+    # The customer-level read models (RFM cells, dormancy snapshots, the CLV summary).
+    from reports.customer_rollups import clv_summary_rebuild, customer_rollups_refresh
+
+    customer_rollups_refresh()
+    clv_summary_rebuild()
     return written

@@ -27,12 +27,17 @@ def rollups_refresh_task() -> dict:
 
 
 def slow_rollups_task() -> dict:
-    """Every 15 minutes: acquisition cohorts (F2) and campaign outcomes (lift), recomputed
-    whole."""
+    """Every 15 minutes: acquisition cohorts (F2), campaign outcomes (lift) and the
+    customer-level read models (RFM cells, dormancy snapshots), recomputed whole."""
     from reports.cohorts import cohorts_refresh
+    from reports.customer_rollups import customer_rollups_refresh
     from reports.outcomes import campaign_outcomes_refresh
 
-    return {"cohorts": cohorts_refresh(), "outcomes": campaign_outcomes_refresh()}
+    return {
+        "cohorts": cohorts_refresh(),
+        "outcomes": campaign_outcomes_refresh(),
+        "customers": customer_rollups_refresh(),
+    }
 
 
 def rollups_nightly_task() -> dict:

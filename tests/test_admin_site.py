@@ -42,6 +42,8 @@ from journeys.models import (
 from reports.models import (
     CampaignOutcome,
     ClvFit,
+    ClvSegmentValue,
+    ClvSummary,
     Cohort,
     CohortMonth,
     CustomerPrediction,
@@ -49,7 +51,11 @@ from reports.models import (
     DailyDeliveries,
     DailyEvents,
     DailyOrders,
+    DormancyDay,
+    DormancyMonth,
+    HeadlineSnapshot,
     ReportSubscription,
+    RfmCell,
     RollupState,
 )
 from tests import factories as f
@@ -207,6 +213,18 @@ MAKERS = {
         customer=f.CustomerFactory(), fit=_clv_fit(), p_alive=0.5, expected_purchases=1.2
     ),
     "reports.reportsubscription": lambda: ReportSubscription.objects.create(user=f.UserFactory()),
+    "reports.rfmcell": lambda: RfmCell.objects.create(recency=5, frequency=1, customers=3),
+    "reports.dormancyday": lambda: DormancyDay.objects.create(as_of=_now().date()),
+    "reports.dormancymonth": lambda: DormancyMonth.objects.create(
+        day=DormancyDay.objects.create(as_of=_now().date()), month=_now().date().replace(day=1)
+    ),
+    "reports.clvsummary": lambda: ClvSummary.objects.create(fit=_clv_fit(), customers=3),
+    "reports.clvsegmentvalue": lambda: ClvSegmentValue.objects.create(
+        summary=ClvSummary.objects.create(fit=_clv_fit()), segment=f.SegmentFactory(), members=2
+    ),
+    "reports.headlinesnapshot": lambda: HeadlineSnapshot.objects.create(
+        name="strategy", computed_at=_now()
+    ),
 }
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label_lower)

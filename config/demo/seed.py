@@ -90,6 +90,8 @@ from reports.cohorts import cohorts_refresh
 from reports.models import (
     CampaignOutcome,
     ClvFit,
+    ClvSegmentValue,
+    ClvSummary,
     Cohort,
     CohortMonth,
     CustomerPrediction,
@@ -97,6 +99,10 @@ from reports.models import (
     DailyDeliveries,
     DailyEvents,
     DailyOrders,
+    DormancyDay,
+    DormancyMonth,
+    HeadlineSnapshot,
+    RfmCell,
     RollupState,
 )
 from reports.outcomes import campaign_outcomes_refresh
@@ -268,6 +274,12 @@ _ROOT_MODELS: tuple[type[Model], ...] = (
 # Circle ④'s derived tables (rollups, cohorts, outcomes, predictions), children first: a
 # reset empties them, and seeding computes them again.
 _REPORT_TABLES: tuple[type[Model], ...] = (
+    ClvSegmentValue,
+    ClvSummary,
+    DormancyMonth,
+    DormancyDay,
+    RfmCell,
+    HeadlineSnapshot,
     CustomerPrediction,
     ClvFit,
     CampaignOutcome,

@@ -252,7 +252,7 @@ def _segments_block(rows: list[clv_selectors.SegmentValue]) -> Block:
 def build(user, filters) -> list[Block]:
     segment_id = filters.segment_id
     state = clv_selectors.fit_state()
-    totals = clv_selectors.prediction_totals(segment_id=segment_id)
+    totals, p_alive_bins, value_bins = clv_selectors.prediction_figures(segment_id=segment_id)
     return [
         _model_block(state, totals),
         _holdout_block(state.current, segment_set=segment_id is not None),
@@ -264,7 +264,7 @@ def build(user, filters) -> list[Block]:
                 "with a single purchase day count as active (P(alive) = 1) until they buy again "
                 "and then pause: the model learns drop-out only from repeat buyers."
             ),
-            clv_selectors.p_alive_histogram(segment_id=segment_id),
+            p_alive_bins,
             x_title=gettext("P(alive)"),
             with_value=False,
         ),
@@ -272,7 +272,7 @@ def build(user, filters) -> list[Block]:
             "value",
             _("Predicted value"),
             _("Customers by predicted value over the horizon, in yen bands."),
-            clv_selectors.value_histogram(segment_id=segment_id),
+            value_bins,
             x_title=gettext("Predicted value"),
             with_value=True,
         ),

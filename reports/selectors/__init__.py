@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum, Value
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,6 +23,7 @@ from journeys.selectors import platform_headline
 CIRCLES = ("customer", "experience", "platform", "strategy")
 RECENT_WINDOW = dt.timedelta(days=30)
 YEAR_WINDOW = dt.timedelta(days=365)
+HEADLINE_FRESH = dt.timedelta(minutes=30)  # two runs of the 15-minute refresh
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ def strategy_headline(*, now: dt.datetime) -> dict[str, float | int | None]:
     if sales["buyers"]:
         ltv = int((Decimal(sales["revenue"]) / sales["buyers"]).quantize(Decimal(1), ROUND_HALF_UP))
     return {"nps_12m": nps, "ltv_12m": ltv, "buyers_12m": sales["buyers"]}
+
+
+def strategy_headline_stored(*, now: dt.datetime) -> dict[str, float | int | None]:
+    """:func:`strategy_headline` as stored by the 15-minute refresh of the read models
+    (``reports.customer_rollups``: a year of raw orders and answers is seconds at 1M
+    customers), when it was computed in the ``HEADLINE_FRESH`` before ``now``; else live."""
+    from reports.models import HeadlineSnapshot
+
+    stored = HeadlineSnapshot.objects.filter(
+        name="strategy", computed_at__lte=now, computed_at__gt=now - HEADLINE_FRESH
+    ).first()
+    return stored.data if stored is not None else strategy_headline(now=now)
 
 
 def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
@@ -124,7 +137,7 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
             else _("No running or scheduled campaigns your departments can see yet."),
         )
     if circle == "strategy":
-        data = strategy_headline(now=now)
+        data = strategy_headline_stored(now=now)
         return CircleFigures(
             circle,
             [
@@ -154,29 +167,33 @@ def monthly_orders(*, now: dt.datetime, months: int = 12) -> list[MonthlyOrders]
     """Completed orders and revenue per calendar month (local time), oldest first.
 
     The last ``months`` months up to and including the current one; months without orders
-    are present with zeros so charts keep an even axis. One query of conditional
-    aggregates over month ranges: plain comparisons on the ``ordered_at`` index, instead of
-    truncating every row's timestamp in the local time zone.
+    are present with zeros so charts keep an even axis. From the daily orders rollup
+    (``DailyOrders``, keyed by local day: at most ~370 rows summed per month, never the
+    raw orders), so as fresh as the every-minute refresh.
     """
-    tz = timezone.get_current_timezone()
-    first_month = _add_months(timezone.localtime(now, tz).date().replace(day=1), -(months - 1))
-    starts = [
-        dt.datetime.combine(_add_months(first_month, offset), dt.time.min, tzinfo=tz)
-        for offset in range(months + 1)
-    ]
-    aggregates = {}
-    for index in range(months):
-        in_month = Q(ordered_at__gte=starts[index], ordered_at__lt=starts[index + 1])
-        aggregates[f"orders_{index}"] = Count("pk", filter=in_month)
-        aggregates[f"revenue_{index}"] = Sum("total", filter=in_month)
-    totals = Order.objects.filter(
-        status=Order.Status.COMPLETED, ordered_at__gte=starts[0], ordered_at__lt=starts[-1]
-    ).aggregate(**aggregates)
+    from django.db.models import Case, DateField, When
+
+    from reports.models import DailyOrders
+
+    first_month = _add_months(timezone.localdate(now).replace(day=1), -(months - 1))
+    starts = [_add_months(first_month, offset) for offset in range(months + 1)]
+    month_of = Case(
+        *(When(day__lt=starts[index + 1], then=Value(starts[index])) for index in range(months)),
+        output_field=DateField(),
+    )
+    rows = (
+        DailyOrders.objects.filter(day__gte=starts[0], day__lt=starts[-1])
+        .annotate(month=month_of)
+        .values("month")
+        .annotate(orders=Sum("orders"), revenue=Sum("revenue"))
+        .order_by()
+    )
+    found = {row["month"]: row for row in rows}
     return [
         MonthlyOrders(
-            month=starts[index].date(),
-            orders=totals[f"orders_{index}"],
-            revenue=int(totals[f"revenue_{index}"] or 0),
+            month=starts[index],
+            orders=int(found[starts[index]]["orders"]) if starts[index] in found else 0,
+            revenue=int(found[starts[index]]["revenue"] or 0) if starts[index] in found else 0,
         )
         for index in range(months)
     ]

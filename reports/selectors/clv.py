@@ -93,48 +93,150 @@ def predictions(*, segment_id: int | None = None) -> QuerySet[CustomerPrediction
 
 
 def prediction_totals(*, segment_id: int | None = None) -> Totals:
-    """Headline sums of the predictions, in one aggregate query."""
-    data = predictions(segment_id=segment_id).aggregate(
-        customers=Count("pk"),
-        repeat_buyers=Count("pk", filter=Q(frequency__gt=0)),
-        mean_p_alive=Avg("p_alive"),
-        expected_purchases=Coalesce(Sum("expected_purchases"), 0.0),
-        clv=Sum("clv"),
-        likely_lapsed=Count("pk", filter=Q(p_alive__lt=0.3)),
-    )
+    """Headline sums of the predictions: over every customer, those stored with the fit
+    (:class:`~reports.models.ClvSummary`, one row); else one aggregate query."""
+    summary = _summary(segment_id)
+    if summary is not None:
+        return Totals(
+            customers=summary.customers,
+            repeat_buyers=summary.repeat_buyers,
+            mean_p_alive=summary.mean_p_alive,
+            expected_purchases=summary.expected_purchases,
+            clv=Decimal(summary.clv),
+            likely_lapsed=summary.likely_lapsed,
+        )
+    return prediction_totals_direct(segment_id=segment_id)
+
+
+def _summary(segment_id: int | None):
+    if segment_id is not None:
+        return None
+    from reports.customer_rollups import clv_summary_current
+
+    return clv_summary_current()
+
+
+def _stored_bins(labels: list[str], stored: list) -> list[Bin] | None:
+    if len(stored) != len(labels):
+        return None
+    return [
+        Bin(label=label, one_time=one_time, repeat=repeat, clv=Decimal(clv))
+        for label, (one_time, repeat, clv) in zip(labels, stored, strict=True)
+    ]
+
+
+def prediction_totals_direct(*, segment_id: int | None = None) -> Totals:
+    """:func:`prediction_totals` from the predictions, in one aggregate query."""
+    return _totals(predictions(segment_id=segment_id).aggregate(**_totals_aggregates()))
+
+
+def _totals_aggregates(prefix: str = "") -> dict:
+    # With a prefix, no alias shadows a column ("clv") other aggregates filter on.
+    return {
+        f"{prefix}customers": Count("pk"),
+        f"{prefix}repeat_buyers": Count("pk", filter=Q(frequency__gt=0)),
+        f"{prefix}mean_p_alive": Avg("p_alive"),
+        f"{prefix}expected_purchases": Coalesce(Sum("expected_purchases"), 0.0),
+        f"{prefix}clv": Sum("clv"),
+        f"{prefix}likely_lapsed": Count("pk", filter=Q(p_alive__lt=0.3)),
+    }
+
+
+def _totals(data: dict, prefix: str = "") -> Totals:
     return Totals(
-        customers=data["customers"],
-        repeat_buyers=data["repeat_buyers"],
-        mean_p_alive=data["mean_p_alive"],
-        expected_purchases=float(data["expected_purchases"]),
-        clv=Decimal(data["clv"] or 0),
-        likely_lapsed=data["likely_lapsed"],
+        customers=data[f"{prefix}customers"],
+        repeat_buyers=data[f"{prefix}repeat_buyers"],
+        mean_p_alive=data[f"{prefix}mean_p_alive"],
+        expected_purchases=float(data[f"{prefix}expected_purchases"]),
+        clv=Decimal(data[f"{prefix}clv"] or 0),
+        likely_lapsed=data[f"{prefix}likely_lapsed"],
     )
+
+
+def prediction_figures(*, segment_id: int | None = None) -> tuple[Totals, list[Bin], list[Bin]]:
+    """Totals, P(alive) histogram and value histogram together: stored with the fit over
+    every customer; for a segment's members ONE aggregate query (one pass over the
+    predictions with the membership probe, instead of three)."""
+    if segment_id is None:
+        return (
+            prediction_totals(),
+            p_alive_histogram(),
+            value_histogram(),
+        )
+    return prediction_figures_direct(segment_id=segment_id)
+
+
+def prediction_figures_direct(
+    *, segment_id: int | None = None
+) -> tuple[Totals, list[Bin], list[Bin]]:
+    """:func:`prediction_figures` from the predictions, in one aggregate query."""
+    data = predictions(segment_id=segment_id).aggregate(
+        **_totals_aggregates("t_"), **_p_alive_aggregates("pa_"), **_value_aggregates("v_")
+    )
+    return _totals(data, "t_"), _p_alive_bins(data, "pa_"), _value_bins(data, "v_")
+
+
+def _p_alive_labels() -> list[str]:
+    return [
+        f"{index / P_ALIVE_BINS:.1f}–{(index + 1) / P_ALIVE_BINS:.1f}"
+        for index in range(P_ALIVE_BINS)
+    ]
+
+
+def _value_labels() -> list[str]:
+    edges = [*VALUE_EDGES, None]
+    return [
+        f"¥{low:,}–" + (f"¥{edges[index + 1]:,}" if edges[index + 1] is not None else "")
+        for index, low in enumerate(VALUE_EDGES)
+    ]
 
 
 def p_alive_histogram(*, segment_id: int | None = None) -> list[Bin]:
+    """Customers per P(alive) bin of 0.1, split one-time / repeat buyers: stored with the
+    fit over every customer, else one query."""
+    summary = _summary(segment_id)
+    stored = summary and _stored_bins(_p_alive_labels(), summary.p_alive_bins)
+    return stored or p_alive_histogram_direct(segment_id=segment_id)
+
+
+def value_histogram(*, segment_id: int | None = None) -> list[Bin]:
+    """Customers and summed predicted value per value band: stored with the fit over every
+    customer, else one query."""
+    summary = _summary(segment_id)
+    stored = summary and _stored_bins(_value_labels(), summary.value_bins)
+    return stored or value_histogram_direct(segment_id=segment_id)
+
+
+def p_alive_histogram_direct(*, segment_id: int | None = None) -> list[Bin]:
     """Customers per P(alive) bin of 0.1, split one-time / repeat buyers (one query)."""
+    return _p_alive_bins(predictions(segment_id=segment_id).aggregate(**_p_alive_aggregates()))
+
+
+def _p_alive_aggregates(prefix: str = "") -> dict:
     aggregates = {}
     for index in range(P_ALIVE_BINS):
         low, high = index / P_ALIVE_BINS, (index + 1) / P_ALIVE_BINS
         in_bin = Q(p_alive__gte=low) if index else Q()
         if index < P_ALIVE_BINS - 1:
             in_bin &= Q(p_alive__lt=high)
-        aggregates[f"one_{index}"] = Count("pk", filter=in_bin & Q(frequency=0))
-        aggregates[f"rep_{index}"] = Count("pk", filter=in_bin & Q(frequency__gt=0))
-    data = predictions(segment_id=segment_id).aggregate(**aggregates)
+        aggregates[f"{prefix}one_{index}"] = Count("pk", filter=in_bin & Q(frequency=0))
+        aggregates[f"{prefix}rep_{index}"] = Count("pk", filter=in_bin & Q(frequency__gt=0))
+    return aggregates
+
+
+def _p_alive_bins(data: dict, prefix: str = "") -> list[Bin]:
     return [
-        Bin(
-            label=f"{index / P_ALIVE_BINS:.1f}–{(index + 1) / P_ALIVE_BINS:.1f}",
-            one_time=data[f"one_{index}"],
-            repeat=data[f"rep_{index}"],
-        )
-        for index in range(P_ALIVE_BINS)
+        Bin(label=label, one_time=data[f"{prefix}one_{index}"], repeat=data[f"{prefix}rep_{index}"])
+        for index, label in enumerate(_p_alive_labels())
     ]
 
 
-def value_histogram(*, segment_id: int | None = None) -> list[Bin]:
+def value_histogram_direct(*, segment_id: int | None = None) -> list[Bin]:
     """Customers and summed predicted value per value band (one query)."""
+    return _value_bins(predictions(segment_id=segment_id).aggregate(**_value_aggregates()))
+
+
+def _value_aggregates(prefix: str = "") -> dict:
     aggregates = {}
     edges = [*VALUE_EDGES, None]
     for index, low in enumerate(VALUE_EDGES):
@@ -142,34 +244,54 @@ def value_histogram(*, segment_id: int | None = None) -> list[Bin]:
         in_bin = Q(clv__gte=low) if index else Q()
         if high is not None:
             in_bin &= Q(clv__lt=high)
-        aggregates[f"one_{index}"] = Count("pk", filter=in_bin & Q(frequency=0))
-        aggregates[f"rep_{index}"] = Count("pk", filter=in_bin & Q(frequency__gt=0))
-        aggregates[f"clv_{index}"] = Sum("clv", filter=in_bin)
-    data = predictions(segment_id=segment_id).aggregate(**aggregates)
-    bins = []
-    for index, low in enumerate(VALUE_EDGES):
-        high = edges[index + 1]
-        label = f"¥{low:,}–" + (f"¥{high:,}" if high is not None else "")
-        bins.append(
-            Bin(
-                label=label,
-                one_time=data[f"one_{index}"],
-                repeat=data[f"rep_{index}"],
-                clv=Decimal(data[f"clv_{index}"] or 0),
-            )
+        aggregates[f"{prefix}one_{index}"] = Count("pk", filter=in_bin & Q(frequency=0))
+        aggregates[f"{prefix}rep_{index}"] = Count("pk", filter=in_bin & Q(frequency__gt=0))
+        aggregates[f"{prefix}clv_{index}"] = Sum("clv", filter=in_bin)
+    return aggregates
+
+
+def _value_bins(data: dict, prefix: str = "") -> list[Bin]:
+    return [
+        Bin(
+            label=label,
+            one_time=data[f"{prefix}one_{index}"],
+            repeat=data[f"{prefix}rep_{index}"],
+            clv=Decimal(data[f"{prefix}clv_{index}"] or 0),
         )
-    return bins
+        for index, label in enumerate(_value_labels())
+    ]
 
 
 def value_by_segment(*, user, department=None, segment_id: int | None = None) -> list[SegmentValue]:
     """Predicted value of the segments ``user`` can see (owned by ``department`` if given),
     highest total first; with ``segment_id``, counting only that segment's members too.
 
-    One aggregate query over memberships left-joined to predictions.
+    Without ``segment_id``: the values stored with the fit's summary
+    (:class:`~reports.models.ClvSegmentValue`, refreshed every 15 minutes and at each
+    refit), restricted to the visible segments; else one aggregate query over memberships
+    left-joined to predictions.
     """
     segments = Segment.objects.visible_to(user)
     if department is not None:
         segments = segments.filter(owner_department=department)
+    summary = _summary(segment_id)
+    if summary is not None and summary.segments_at is not None:
+        from reports.models import ClvSegmentValue
+
+        rows = (
+            ClvSegmentValue.objects.filter(summary=summary, segment__in=segments.values("pk"))
+            .order_by("-clv", "segment__name")
+            .values(
+                "segment_id",
+                "segment__name",
+                "members",
+                "predicted",
+                "mean_p_alive",
+                "expected_purchases",
+                "clv",
+            )[:SEGMENT_ROWS]
+        )
+        return [_segment_value(row) for row in rows]
     memberships = SegmentMembership.objects.filter(segment__in=segments.values("pk"))
     if segment_id is not None:
         memberships = memberships.filter(
@@ -179,8 +301,15 @@ def value_by_segment(*, user, department=None, segment_id: int | None = None) ->
                 )
             )
         )
+    rows = segment_value_rows(memberships).order_by("-clv", "segment__name")[:SEGMENT_ROWS]
+    return [_segment_value(row) for row in rows]
+
+
+def segment_value_rows(memberships: QuerySet) -> QuerySet:
+    """Per segment of ``memberships``: members, predicted members, mean P(alive), expected
+    purchases and summed CLV (one GROUP BY, unordered)."""
     prediction = "customer__prediction"
-    rows = (
+    return (
         memberships.values("segment_id", "segment__name")
         .annotate(
             members=Count("pk"),
@@ -189,17 +318,17 @@ def value_by_segment(*, user, department=None, segment_id: int | None = None) ->
             expected_purchases=Coalesce(Sum(f"{prediction}__expected_purchases"), 0.0),
             clv=Coalesce(Sum(f"{prediction}__clv"), Decimal(0)),
         )
-        .order_by("-clv", "segment__name")[:SEGMENT_ROWS]
+        .order_by()
     )
-    return [
-        SegmentValue(
-            segment_id=row["segment_id"],
-            name=row["segment__name"],
-            members=row["members"],
-            predicted=row["predicted"],
-            mean_p_alive=row["mean_p_alive"],
-            expected_purchases=float(row["expected_purchases"]),
-            clv=Decimal(row["clv"]),
-        )
-        for row in rows
-    ]
+
+
+def _segment_value(row: dict) -> SegmentValue:
+    return SegmentValue(
+        segment_id=row["segment_id"],
+        name=row["segment__name"],
+        members=row["members"],
+        predicted=row["predicted"],
+        mean_p_alive=row["mean_p_alive"],
+        expected_purchases=float(row["expected_purchases"]),
+        clv=Decimal(row["clv"]),
+    )

@@ -74,8 +74,22 @@ def _members(segment_id: int) -> Exists:
 
 
 def rfm_grid(*, segment_id: int | None = None) -> RfmGrid:
-    """Customers and their lifetime revenue per (recency, frequency) score, in one GROUP BY;
-    restricted to a segment's members when given."""
+    """Customers and their lifetime revenue per (recency, frequency) score.
+
+    Over every buyer: the stored cells (:class:`~reports.models.RfmCell`, 25 rows at most)
+    once they were computed; restricted to a segment's members (or before the first
+    computation): one GROUP BY over the customers' metrics (:func:`rfm_grid_direct`)."""
+    if segment_id is None:
+        from reports.customer_rollups import rfm_cells_stored
+
+        stored = rfm_cells_stored()
+        if stored is not None:
+            return RfmGrid({(cell.recency, cell.frequency): cell for cell in stored})
+    return rfm_grid_direct(segment_id=segment_id)
+
+
+def rfm_grid_direct(*, segment_id: int | None = None) -> RfmGrid:
+    """:func:`rfm_grid` computed from the metrics, in one GROUP BY."""
     metrics = CustomerMetrics.objects.filter(
         rfm_recency__isnull=False, rfm_frequency__isnull=False, customer__merged_into__isnull=True
     )
@@ -215,47 +229,68 @@ def _fold(states: dict[int, int]) -> Dormancy:
     )
 
 
-def dormancy(
-    *, as_of: dt.date, previous_as_of: dt.date | None = None, segment_id: int | None = None
-) -> DormancyReport:
-    """Dormant and churn rates at the end of ``as_of`` (and of ``previous_as_of``), with the
-    current rates per acquisition month (local month of the first completed order); one
-    GROUP BY over the customers' metrics."""
+def dormancy_by_month(
+    as_of_days: list[dt.date], *, segment_id: int | None = None
+) -> dict[dt.date, list[tuple[dt.date, Dormancy]]]:
+    """Each as-of day's buyers, dormant and churned customers per month of first order
+    (months with buyers only, oldest first), in ONE GROUP BY over the customers' metrics:
+    one state column per day. The direct computation behind :func:`dormancy` and the
+    snapshots of :mod:`reports.customer_rollups`."""
+    days = sorted(set(as_of_days))
     metrics = CustomerMetrics.objects.filter(
         first_order_at__isnull=False, customer__merged_into__isnull=True
     )
     if segment_id is not None:
         metrics = metrics.filter(_members(segment_id))
-    first = metrics.aggregate(first=Min("first_order_at"))["first"]
+    first = metrics.aggregate(first=Min("first_order_at"))["first"] if days else None
     if first is None:
-        return DormancyReport(
-            as_of, Dormancy(), Dormancy() if previous_as_of else None, previous_as_of
-        )
-    annotations = {
-        "month": _local_month(first, as_of),
-        "now_state": _state(_as_of(as_of)),
-        "then_state": (
-            _state(_as_of(previous_as_of)) if previous_as_of is not None else Value(NOT_YET)
-        ),
-    }
-    rows = (
-        metrics.annotate(**annotations)
-        .values("month", "now_state", "then_state")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    now_by_month: dict[dt.date, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    then: dict[int, int] = defaultdict(int)
+        return {day: [] for day in days}
+    annotations = {"month": _local_month(first, days[-1])}
+    for index, day in enumerate(days):
+        annotations[f"state_{index}"] = _state(_as_of(day))
+    rows = metrics.annotate(**annotations).values(*annotations).annotate(n=Count("pk")).order_by()
+    counts: list[dict[dt.date, dict[int, int]]] = [
+        defaultdict(lambda: defaultdict(int)) for _day in days
+    ]
     for row in rows:
-        then[row["then_state"]] += row["n"]
-        if row["month"] is not None:  # None: first order after the as-of month
-            now_by_month[row["month"]][row["now_state"]] += row["n"]
-    by_month = [(month, _fold(states)) for month, states in sorted(now_by_month.items())]
-    by_month = [(month, counts) for month, counts in by_month if counts.buyers]
+        if row["month"] is None:  # first order after the last as-of month: not yet a buyer
+            continue
+        for index, day in enumerate(days):
+            if row["month"] <= day:  # later months: first order after this as-of moment
+                counts[index][row["month"]][row[f"state_{index}"]] += row["n"]
+    result = {}
+    for index, day in enumerate(days):
+        by_month = [(month, _fold(states)) for month, states in sorted(counts[index].items())]
+        result[day] = [(month, counted) for month, counted in by_month if counted.buyers]
+    return result
+
+
+def dormancy(
+    *, as_of: dt.date, previous_as_of: dt.date | None = None, segment_id: int | None = None
+) -> DormancyReport:
+    """Dormant and churn rates at the end of ``as_of`` (and of ``previous_as_of``), with the
+    current rates per acquisition month (local month of the first completed order).
+
+    Over every buyer, from the stored snapshots of those days
+    (:mod:`reports.customer_rollups`, a few dozen rows) when both are there; otherwise —
+    a segment's members, a day not kept — one GROUP BY over the customers' metrics.
+    """
+    wanted = [as_of] if previous_as_of is None else [as_of, previous_as_of]
+    found = None
+    if segment_id is None:
+        from reports.customer_rollups import dormancy_snapshots
+
+        found = dormancy_snapshots(wanted)
+    if found is None:
+        found = dormancy_by_month(wanted, segment_id=segment_id)
+    by_month = found[as_of]
+    previous = None
+    if previous_as_of is not None:
+        previous = sum((counted for _month, counted in found[previous_as_of]), Dormancy())
     return DormancyReport(
         as_of=as_of,
-        current=sum((counts for _month, counts in by_month), Dormancy()),
-        previous=_fold(then) if previous_as_of is not None else None,
+        current=sum((counted for _month, counted in by_month), Dormancy()),
+        previous=previous,
         previous_as_of=previous_as_of,
         by_month=by_month,
     )

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from experience.models import Order, Survey
+from reports.rollups import rollups_rebuild
 from reports.selectors import CIRCLES, circle_figures, monthly_orders, strategy_headline
 from tests.factories import OrderFactory, SurveyFactory, SurveyResponseFactory
 
@@ -68,6 +69,7 @@ def test_monthly_orders_fill_empty_months_and_group_by_tokyo_month():
     OrderFactory(total=3000, ordered_at=dt.datetime(2025, 3, 1, 0, 30, tzinfo=TOKYO))
     OrderFactory(total=7000, status=Order.Status.RETURNED, ordered_at=now)
     OrderFactory(total=9000, ordered_at=dt.datetime(2024, 3, 31, 9, 0, tzinfo=TOKYO))
+    rollups_rebuild()  # monthly orders read the daily orders rollup
 
     rows = monthly_orders(now=now)
 

@@ -724,6 +724,8 @@ ADMIN_POLICY = {
     "org.user": SUPERUSER,
     "reports.campaignoutcome": READ_ONLY,
     "reports.clvfit": READ_ONLY,
+    "reports.clvsegmentvalue": READ_ONLY,
+    "reports.clvsummary": READ_ONLY,
     "reports.cohort": READ_ONLY,
     "reports.cohortmonth": READ_ONLY,
     "reports.customerprediction": READ_ONLY,
@@ -731,7 +733,11 @@ ADMIN_POLICY = {
     "reports.dailydeliveries": READ_ONLY,
     "reports.dailyevents": READ_ONLY,
     "reports.dailyorders": READ_ONLY,
+    "reports.dormancyday": READ_ONLY,
+    "reports.dormancymonth": READ_ONLY,
+    "reports.headlinesnapshot": READ_ONLY,
     "reports.reportsubscription": SUPERUSER,
+    "reports.rfmcell": READ_ONLY,
     "reports.rollupstate": READ_ONLY,
 }
 # Admins that offer no add form even to the administrator (made elsewhere, or a singleton).

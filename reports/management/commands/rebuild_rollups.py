@@ -5,7 +5,9 @@ then the acquisition cohorts and the campaign outcomes — after an import of hi
 correction, or to check that nothing drifted. ``--days N`` recomputes only the last N days
 of the daily rollups (what the nightly schedule does with 35) and then the cohorts and
 outcomes, which are always recomputed whole. ``--clv`` also refits the predicted customer
-value. ``--install-schedules`` creates (or corrects) the django-q2 schedules of the reports.
+value. ``--customers`` only recomputes the customer-level read models (RFM cells, dormancy
+snapshots, the current fit's CLV summary when missing): once on a database seeded before
+they existed. ``--install-schedules`` creates (or corrects) the django-q2 schedules of the reports.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from reports.cohorts import cohorts_refresh
+from reports.customer_rollups import clv_summary_rebuild, customer_rollups_refresh
 from reports.outcomes import campaign_outcomes_refresh
 from reports.predictions import predictions_refresh
 from reports.rollups import rollups_rebuild, rollups_refresh
@@ -38,6 +41,11 @@ class Command(BaseCommand):
             "--clv", action="store_true", help="Also refit the predicted customer value."
         )
         parser.add_argument(
+            "--customers",
+            action="store_true",
+            help="Only recompute the customer-level read models (RFM, dormancy, CLV summary).",
+        )
+        parser.add_argument(
             "--install-schedules",
             action="store_true",
             help="Create or correct the django-q2 schedules of the reports, then stop.",
@@ -47,6 +55,14 @@ class Command(BaseCommand):
         if options["install_schedules"]:
             changed = ensure_report_schedules()
             self.stdout.write("Schedules installed." if changed else "Schedules already in place.")
+            return
+        if options["customers"]:
+            self._step(
+                verbosity,
+                "Customer read models",
+                lambda: customer_rollups_refresh() + clv_summary_rebuild(),
+                "rows",
+            )
             return
         if days is not None and days < 1:
             raise CommandError("--days: expected a number of days, 1 or more")
