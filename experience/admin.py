@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from config.org.admin import DepartmentScopedAdmin
+from config.org.admin import DepartmentScopedAdmin, ReadOnlyAdmin
 from experience.commerce import clean_product_fields, product_update
 from experience.models import (
     Cart,
@@ -116,26 +116,17 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventFollowUp)
-class EventFollowUpAdmin(admin.ModelAdmin):
-    """Follow-up work owed for stored events, drained by the worker: read-only."""
+class EventFollowUpAdmin(ReadOnlyAdmin):
+    """Follow-up work owed for stored events, drained by the worker."""
 
     list_display = ["pk", "created_at", "queued"]
     list_filter = ["queued"]
     date_hierarchy = "created_at"
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(ProductChange)
-class ProductChangeAdmin(admin.ModelAdmin):
+class ProductChangeAdmin(ReadOnlyAdmin):
     """The recorded price and stock changes: read-only history."""
 
     list_display = ["product", "field", "old_value", "new_value", "changed_at", "source"]
@@ -144,15 +135,6 @@ class ProductChangeAdmin(admin.ModelAdmin):
     list_select_related = ["product"]
     date_hierarchy = "changed_at"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CartItemInline(admin.TabularInline):

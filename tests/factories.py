@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import factory
 from django.utils import timezone
 
 from config.org.models import ApiToken, Department, Membership, Role, User
-from customers.models import Consent, Customer, Identity, LifeEvent, Segment
+from customers.models import Consent, Customer, Identity, ImportJob, LifeEvent, Segment
 from experience.models import (
     Cart,
     CartItem,
@@ -348,3 +349,29 @@ class CommentFactory(factory.django.DjangoModelFactory):
     persona = factory.SubFactory(PersonaFactory)
     author = factory.SubFactory(UserFactory)
     body = factory.Sequence(lambda n: f"Comment {n}")
+
+
+def validated_import(text: str, *, department, kind: str = "customers") -> ImportJob:
+    """An import job of ``text`` (CSV) made and validated as a user would, ready to run."""
+    from customers.imports import import_job_create, import_job_validate, import_job_validate_start
+
+    job = import_job_create(
+        file=io.BytesIO(text.encode()),
+        original_name=f"{kind}.csv",
+        kind=kind,
+        source="pos",
+        department=department,
+        by=None,
+    )
+    job = import_job_validate_start(job=job, mapping=job.mapping, by=None, queue=False)
+    job = import_job_validate(job_id=job.pk)
+    assert job.status == ImportJob.Status.VALID, list(job.row_errors.values_list("row", "reason"))
+    return job
+
+
+def completed_import(job: ImportJob) -> ImportJob:
+    """Run a validated import job to its end, synchronously."""
+    from customers.imports import import_job_run_start, run_pending_import
+
+    job = import_job_run_start(job=job, skip_invalid_rows=False, by=None, queue=False)
+    return run_pending_import(job=job)

@@ -398,21 +398,6 @@ def _replayable(statements: list[str]) -> list[str]:
     return kept
 
 
-def _replay(statements: list[str]) -> float:
-    """Run the statements raw (fetching every row), rolled back; its wall seconds."""
-    from django.db import connection, transaction
-
-    start = time.perf_counter()
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            for sql in statements:
-                cursor.execute(sql)
-                if cursor.description is not None:
-                    cursor.fetchall()
-        transaction.set_rollback(True)
-    return time.perf_counter() - start
-
-
 def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str], database: str):
     start = time.perf_counter()
     response, statements = _capture(lambda: _request(client, url, page))
@@ -428,7 +413,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
         start, cpu = time.perf_counter(), time.process_time()
         _request(client, url, page)
         again, again_cpu = time.perf_counter() - start, time.process_time() - cpu
-        sql_seconds = _replay(replay)
+        sql_seconds = replay(replay)
         start = time.perf_counter()
         client.get(floor_url)
         floor_seconds = time.perf_counter() - start
@@ -462,7 +447,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
         assert answer.status_code == 200, (url, answer.status_code)
 
     def reference():
-        sql_times.append(_replay(replay))
+        sql_times.append(replay(replay))
         start = time.perf_counter()
         client.get(floor_url)
         floor_times.append(time.perf_counter() - start)

@@ -47,7 +47,7 @@ from pathlib import Path
 from django.http import HttpResponse
 from django.urls import include, path
 
-from tests.benchmarks.harness import Measure, Result, abab, log
+from tests.benchmarks.harness import Measure, Result, abab, log, replay
 
 SCENARIO = "B4"
 PAIRS = 5
@@ -175,19 +175,6 @@ def _statements(client, url: str, headers: dict) -> list[str]:
     ]
 
 
-def _replay(statements: list[str]) -> float:
-    """Run the statements raw; the seconds it took."""
-    from django.db import connection
-
-    start = time.perf_counter()
-    with connection.cursor() as cursor:
-        for sql in statements:
-            cursor.execute(sql)
-            if cursor.description is not None:
-                cursor.fetchall()
-    return time.perf_counter() - start
-
-
 def _floor(client) -> float:
     start = time.perf_counter()
     _get(client, FLOOR_URL, {})
@@ -222,7 +209,7 @@ def measure_page(client, label: str, url: str, headers: dict) -> dict:
     parts = {"sql": [], "floor": []}
 
     def reference() -> None:
-        parts["sql"].append(_replay(statements))
+        parts["sql"].append(replay(statements))
         parts["floor"].append(_floor(client))
 
     if pairs == 1:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from tests.benchmarks.harness import Result, abab, log, time_ratio
+from tests.benchmarks.harness import Result, abab, log, replay, time_ratio
 
 SCENARIO = "B7"
 PAIRS = 10
@@ -108,16 +108,6 @@ def _remove_events(customer_id: int) -> None:
         )
 
 
-def _replay(statements: list[str]) -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for sql in statements:
-            cursor.execute(sql)
-            if cursor.description is not None:
-                cursor.fetchall()
-
-
 def _page_statements(client, url: str) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -185,7 +175,7 @@ def run(*, database: str, size: str) -> list[Result]:
         page = reverse("customers:detail", args=[customer_id])
         statements = _page_statements(client, page)
         page_ours, page_ref = abab(
-            lambda: _get(client, page), lambda: _replay(statements), pairs=PAIRS, log=log
+            lambda: _get(client, page), lambda: replay(statements), pairs=PAIRS, log=log
         )
 
         search = f"{reverse('customers:index')}?{urlencode({'q': email.value})}"

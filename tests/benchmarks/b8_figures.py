@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tests.benchmarks.harness import Result, abab, log, time_ratio
+from tests.benchmarks.harness import Result, abab, log, replay, time_ratio
 
 SCENARIO = "B8"
 PAIRS = 7
@@ -312,17 +312,6 @@ def _cases(user) -> list[Case]:
     return cases
 
 
-def _replay(statements: list[str]) -> None:
-    """The captured SQL, as text, through a raw cursor; every row fetched."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for sql in statements:
-            cursor.execute(sql)
-            if cursor.description is not None:
-                cursor.fetchall()
-
-
 def _captured(select: Callable[[], Any]) -> tuple[Any, list[str]]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -352,7 +341,7 @@ def _measure(case: Case, database: str) -> Result | None:
         log(f"  {case.item}: no figure on this company, skipped")
         return None
     payload = figure.to_json()
-    _replay(statements)  # fails here, before timing, if a statement does not replay
+    replay(statements)  # fails here, before timing, if a statement does not replay
     started = time.perf_counter()
     case.select()
     slow = time.perf_counter() - started > 1.0
@@ -367,7 +356,7 @@ def _measure(case: Case, database: str) -> Result | None:
     log(f"B8 {case.item}: {len(statements)} queries")
     mine, reference = abab(
         ours,
-        lambda: _replay(statements),
+        lambda: replay(statements),
         pairs=SLOW_PAIRS if slow else PAIRS,
         log=log,
     )

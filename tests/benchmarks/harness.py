@@ -220,3 +220,21 @@ def abab(
         )
 
     return measure("ours"), measure("ref")
+
+
+def replay(statements: list[str]) -> float:
+    """Run captured SQL raw (every row fetched) in a transaction rolled back; its seconds.
+
+    The reference of a page or a figure: exactly the statements it ran, without Django.
+    """
+    from django.db import connection, transaction
+
+    start = time.perf_counter()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql)
+                if cursor.description is not None:
+                    cursor.fetchall()
+        transaction.set_rollback(True)
+    return time.perf_counter() - start

@@ -9,23 +9,24 @@ that fails on a later chunk still gives the earlier chunks their membership.
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from customers import imports, segments
 from customers.imports import (
     DERIVED_KEY,
-    import_job_create,
     import_job_run_start,
-    import_job_validate,
-    import_job_validate_start,
     merge_id_ranges,
     run_pending_import,
 )
 from customers.models import Customer, CustomerMetrics, ImportJob, Segment, SegmentMembership
 from customers.segments import segment_refresh
-from tests.factories import CustomerFactory, IdentityFactory, SegmentFactory
+from tests.factories import (
+    CustomerFactory,
+    IdentityFactory,
+    SegmentFactory,
+    completed_import,
+    validated_import,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -36,26 +37,6 @@ HEADER = "メールアドレス,電話番号,会員番号,姓,名,都道府県\n
 def _media_and_sync_tasks(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
-
-
-def validated(text: str, *, department) -> ImportJob:
-    job = import_job_create(
-        file=io.BytesIO(text.encode()),
-        original_name="members.csv",
-        kind=ImportJob.Kind.CUSTOMERS,
-        source="pos",
-        department=department,
-        by=None,
-    )
-    job = import_job_validate_start(job=job, mapping=job.mapping, by=None, queue=False)
-    job = import_job_validate(job_id=job.pk)
-    assert job.status == ImportJob.Status.VALID, list(job.row_errors.values_list("row", "reason"))
-    return job
-
-
-def imported(job: ImportJob) -> ImportJob:
-    job = import_job_run_start(job=job, skip_invalid_rows=False, by=None, queue=False)
-    return run_pending_import(job=job)
 
 
 def tokyo() -> Segment:
@@ -82,7 +63,7 @@ def row(n: int, prefecture: str = "東京都", *, phone: str = "") -> str:
 def test_new_people_get_default_metrics_and_known_people_given_an_identifier_are_rebuilt(crm):
     known = CustomerFactory()
     IdentityFactory(customer=known, kind="email", value="p0@example.jp")
-    job = imported(validated(HEADER + row(0) + row(1) + row(2), department=crm))
+    job = completed_import(validated_import(HEADER + row(0) + row(1) + row(2), department=crm))
 
     assert job.status == ImportJob.Status.DONE
     assert DERIVED_KEY not in job.result
@@ -110,7 +91,7 @@ def test_segment_membership_is_evaluated_once_after_the_last_chunk(crm, monkeypa
 
     monkeypatch.setattr(segments, "segment_membership_sync", counting)
     rows = [row(n, "東京都" if n % 2 == 0 else "大阪府") for n in range(6)]
-    job = imported(validated(HEADER + "".join(rows), department=crm))
+    job = completed_import(validated_import(HEADER + "".join(rows), department=crm))
 
     assert job.status == ImportJob.Status.DONE
     assert len(calls) == 1  # three chunks, one pass
@@ -134,7 +115,7 @@ def test_an_interrupted_final_pass_is_finished_by_the_next_run(crm, monkeypatch)
         raise KeyboardInterrupt  # the worker dies between the last chunk and the pass
 
     monkeypatch.setattr(segments, "segment_membership_sync", crash)
-    job = validated(HEADER + row(0) + row(1, "大阪府"), department=crm)
+    job = validated_import(HEADER + row(0) + row(1, "大阪府"), department=crm)
     job = import_job_run_start(job=job, skip_invalid_rows=False, by=None, queue=False)
     with pytest.raises(KeyboardInterrupt):
         run_pending_import(job=job)
@@ -159,10 +140,10 @@ def test_a_failing_later_chunk_still_gives_the_earlier_chunks_their_membership(c
     monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
     segment = tokyo()
     rows = [row(n) for n in range(4)] + ["p4@example.jp,,P004,Boom,花子,東京都\n"]
-    job = validated(HEADER + "".join(rows), department=crm)
+    job = validated_import(HEADER + "".join(rows), department=crm)
 
     with refusing("customers_customer", "family_name", "Boom"):
-        job = imported(job)
+        job = completed_import(job)
 
     assert job.status == ImportJob.Status.FAILED
     assert len({value for value in members(segment) if value.endswith("example.jp")}) == 4

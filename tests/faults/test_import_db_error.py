@@ -12,18 +12,14 @@ and order once.
 from __future__ import annotations
 
 import contextlib
-import io
 
 import pytest
 from django.db import connection
 
 from customers import imports
 from customers.imports import (
-    import_job_create,
-    import_job_run_start,
     import_job_validate,
     import_job_validate_start,
-    run_pending_import,
 )
 from customers.models import (
     Consent,
@@ -34,7 +30,7 @@ from customers.models import (
     ImportJob,
 )
 from experience.models import Order, OrderLine
-from tests.factories import ProductFactory
+from tests.factories import ProductFactory, completed_import, validated_import
 
 pytestmark = pytest.mark.django_db
 
@@ -84,32 +80,12 @@ def refusing(table: str, column: str, value: str):
                 cursor.execute("DROP FUNCTION fault_raise()")
 
 
-def validated(text: str, *, kind: str, department) -> ImportJob:
-    job = import_job_create(
-        file=io.BytesIO(text.encode()),
-        original_name=f"{kind}.csv",
-        kind=kind,
-        source="pos",
-        department=department,
-        by=None,
-    )
-    job = import_job_validate_start(job=job, mapping=job.mapping, by=None, queue=False)
-    job = import_job_validate(job_id=job.pk)
-    assert job.status == ImportJob.Status.VALID, list(job.row_errors.values_list("row", "reason"))
-    return job
-
-
-def imported(job: ImportJob) -> ImportJob:
-    job = import_job_run_start(job=job, skip_invalid_rows=False, by=None, queue=False)
-    return run_pending_import(job=job)
-
-
 def again(job: ImportJob) -> ImportJob:
     """What a user does with a failed job: validate it again, then import it again."""
     job = import_job_validate_start(job=job, mapping=job.mapping, by=None, queue=False)
     job = import_job_validate(job_id=job.pk)
     assert job.status == ImportJob.Status.VALID
-    return imported(job)
+    return completed_import(job)
 
 
 def person(n: int, *, given: str = "", consent: str = "はい") -> str:
@@ -148,18 +124,18 @@ def emails_once(count: int) -> None:
 
 
 def test_a_database_error_mid_file_stores_nothing_of_the_file_and_a_rerun_completes(crm):
-    earlier = imported(
-        validated(CUSTOMERS_HEADER + person(0) + person(1), kind="customers", department=crm)
+    earlier = completed_import(
+        validated_import(CUSTOMERS_HEADER + person(0) + person(1), kind="customers", department=crm)
     )
     assert earlier.status == ImportJob.Status.DONE
     before = snapshot()
     # Row 2 changes person 0 (name, consent withdrawn); row 5 is the one the database refuses.
     rows = [person(0, given="変更", consent="いいえ"), person(2), person(3)]
     rows += [person(4, given=MARK), person(5), person(6)]
-    job = validated(CUSTOMERS_HEADER + "".join(rows), kind="customers", department=crm)
+    job = validated_import(CUSTOMERS_HEADER + "".join(rows), kind="customers", department=crm)
 
     with refusing("customers_customer", "given_name", MARK):
-        job = imported(job)
+        job = completed_import(job)
 
     assert job.status == ImportJob.Status.FAILED
     failure = job.result["failure"]
@@ -182,10 +158,10 @@ def test_a_database_error_mid_file_stores_nothing_of_the_file_and_a_rerun_comple
 def test_a_failing_later_chunk_keeps_the_chunks_before_it_whole(crm, monkeypatch):
     monkeypatch.setattr(imports, "CHUNK_SIZE", 2)
     rows = [person(n, given=MARK if n == 4 else "") for n in range(6)]
-    job = validated(CUSTOMERS_HEADER + "".join(rows), kind="customers", department=crm)
+    job = validated_import(CUSTOMERS_HEADER + "".join(rows), kind="customers", department=crm)
 
     with refusing("customers_customer", "given_name", MARK):
-        job = imported(job)
+        job = completed_import(job)
 
     assert job.status == ImportJob.Status.FAILED
     assert "after row 5" in job.result["failure"]  # rows 2–5 (two chunks) were stored
@@ -206,9 +182,9 @@ def test_a_failing_later_chunk_keeps_the_chunks_before_it_whole(crm, monkeypatch
 
 def test_a_database_error_in_an_orders_file_leaves_no_order_and_no_metric(crm):
     ProductFactory(sku="ROSE", price=1500)
-    imported(validated(CUSTOMERS_HEADER + person(0), kind="customers", department=crm))
-    imported(
-        validated(
+    completed_import(validated_import(CUSTOMERS_HEADER + person(0), department=crm))
+    completed_import(
+        validated_import(
             ORDERS_HEADER + "W-0,p0@example.jp,,2026/11/20 10:00,1500,ROSE,1,1500\n",
             kind="orders",
             department=crm,
@@ -222,10 +198,10 @@ def test_a_database_error_in_an_orders_file_leaves_no_order_and_no_metric(crm):
         f"{MARK},p0@example.jp,,2026/11/21 12:00,1500,ROSE,1,1500\n"
         "W-3,p0@example.jp,,2026/11/21 13:00,1500,ROSE,1,1500\n"
     )
-    job = validated(ORDERS_HEADER + orders, kind="orders", department=crm)
+    job = validated_import(ORDERS_HEADER + orders, kind="orders", department=crm)
 
     with refusing("experience_order", "number", MARK):
-        job = imported(job)
+        job = completed_import(job)
 
     assert job.status == ImportJob.Status.FAILED
     assert FAULT in job.result["failure"]

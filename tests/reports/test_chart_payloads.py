@@ -1,4 +1,4 @@
-"""Report chart builders skip plotly's validation for speed; plotly's validators still
+"""Report and journey chart builders skip plotly's validation for speed; plotly's validators still
 accept every figure they build, and the JSON is what the validated figure would give."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import json
 import plotly.graph_objects as go
 import pytest
 
+from journeys.charts import emotion_curve_figure, funnel_figure
 from reports.charts import PURPLES, clv, cx, lift, monthly_orders_figure, nps, overview, rfm, value
 
 DAYS = [dt.date(2025, 1, 1) + dt.timedelta(days=7 * index) for index in range(5)]
@@ -38,6 +39,10 @@ BUILDERS = {
     "ltv": lambda: value.ltv_figure({"Web": [(0, 100), (1, 250)], "Store": [(0, 50)]}),
     "f2": lambda: value.f2_figure(["2025-01", "2025-02"], [0.1, None], [0.05, 0.02]),
     "retention": lambda: value.retention_figure(["2025-01", "2025-02"], 2, [[1, 0.2], [1, None]]),
+    "funnel": lambda: funnel_figure([("Sent", 100), ("Opened", 40)]),
+    "empty funnel": lambda: funnel_figure([("Sent", 0), ("Opened", 0)]),
+    "emotion curve": lambda: emotion_curve_figure(["A", "B", "A"], [1, -2, 0]),
+    "emotion curve with reach": lambda: emotion_curve_figure(["A", "B"], [1, -2], [10, None]),
 }
 
 
