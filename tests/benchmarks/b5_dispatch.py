@@ -47,7 +47,7 @@ from tests.benchmarks.harness import Result, abab, log, rate_ratio
 SCENARIO = "B5"
 PAIRS = int(os.environ.get("B5_PAIRS", "5"))
 SMALL = int(os.environ.get("B5_SMALL", "20000"))
-LARGE = int(os.environ.get("B5_LARGE", "100000"))  # 0: everyone (1M at large)
+LARGE = int(os.environ.get("B5_LARGE", "0"))  # 0: everyone (1M at large)
 LARGE_PAIRS = int(os.environ.get("B5_LARGE_PAIRS", "1"))
 WORKERS = 2
 REFERENCE_BATCH = 1000
