@@ -462,13 +462,9 @@ class CustomerImporter(Importer):
         )
         created = {customer_id for customer_id in ids if customer_id > newest_before}
         # Metrics: the people this chunk created have only the identifiers it gave them
-        # (no orders, events or answers), so their rows are inserted as they are; of the
-        # others only those given a new identifier changed (merges refresh their own).
-        identifiers_of: dict[int, set] = {customer_id: set() for customer_id in created}
-        for record, customer_id in zip(records, ids, strict=True):
-            if customer_id in identifiers_of:
-                identifiers_of[customer_id].update(record.data["identifiers"].items())
-        metrics_insert_new({pk: len(keys) for pk, keys in identifiers_of.items()}, now=now)
+        # (no orders, events or answers); of the others only those given a new identifier
+        # changed (merges refresh their own).
+        metrics_insert_new(customer_ids=created, now=now)
         if gained - created:
             metrics_rebuild(customer_ids=sorted(gained - created), now=now)
         # Segment membership: evaluated once for the whole file after its last chunk

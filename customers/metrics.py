@@ -210,15 +210,22 @@ def _empty_json() -> str:
     return "'{}'::jsonb" if connection.vendor == "postgresql" else "'{}'"
 
 
-def _upsert_aggregates(scope: dict, now: dt.datetime) -> int:
-    """One ``INSERT … SELECT … ON CONFLICT DO UPDATE`` for the customers of ``scope``."""
+def _upsert_aggregates(
+    scope: dict,
+    now: dt.datetime,
+    *,
+    sources: Iterable[MetricSource] | None = None,
+    replace: bool = True,
+) -> int:
+    """One ``INSERT … SELECT … ON CONFLICT`` for the customers of ``scope``: every metric
+    source (or only ``sources``) joined in; existing rows updated, or kept (``replace``)."""
     CustomerMetrics.objects.filter(customer__merged_into__isnull=False, **scope).delete()
     qn = connection.ops.quote_name
     joins: list[str] = []
     params: list = []
     provided: dict[str, str] = {}
     index = 0
-    for source in _sources:
+    for source in _sources if sources is None else sources:
         for queryset in source(scope=scope, now=now):
             sql, source_params = queryset.query.get_compiler(connection=connection).as_sql()
             alias = f"s{index}"
@@ -249,8 +256,12 @@ def _upsert_aggregates(scope: dict, now: dt.datetime) -> int:
         f"SELECT c.id, {', '.join(columns[n] for n in names)} "
         f"FROM {qn(Customer._meta.db_table)} c {' '.join(joins)} "
         f"WHERE c.merged_into_id IS NULL AND {where} "
-        f"ON CONFLICT ({qn('customer_id')}) DO UPDATE SET "
-        + ", ".join(f"{qn(n)} = excluded.{qn(n)}" for n in names)
+        f"ON CONFLICT ({qn('customer_id')}) "
+        + (
+            "DO UPDATE SET " + ", ".join(f"{qn(n)} = excluded.{qn(n)}" for n in names)
+            if replace
+            else "DO NOTHING"
+        )
     )
     # Placeholders appear in order: select list (updated_at), joins, where.
     all_params = [connection.ops.adapt_datetimefield_value(now), *params, *where_params]
@@ -333,41 +344,18 @@ def lifecycle_stage_expression(now: dt.datetime) -> Case:
     )
 
 
-def metrics_insert_new(identity_counts: dict[int, int], *, now: dt.datetime | None = None) -> int:
-    """Metrics of people created a moment ago, without aggregating anything.
+def metrics_insert_new(*, customer_ids: Iterable[int], now: dt.datetime | None = None) -> int:
+    """Metrics of people created a moment ago, reading only their identifiers.
 
-    A profile just created (by an import) has no orders, events or answers yet, only the
-    identifiers it was created with: its metrics are the defaults with ``identity_count``,
-    no RFM scores, and its lifecycle stage stays the default (prospect). So one multi-row
-    ``INSERT`` (``customer id → identity count``) replaces the aggregate rebuild, which
-    would reach exactly these values by joining every source. Rows that exist are left
-    as they are (``ON CONFLICT DO NOTHING``). Returns how many rows were given.
+    A profile an import just created has no orders, events or answers yet, only the
+    identifiers it was created with, so of every metric source only circle ①'s own
+    (:func:`identity_metrics`) can give it a value; the rest are the defaults, with no
+    RFM scores and the default lifecycle stage. Rows that exist are left as they are.
+    Returns how many rows were written.
     """
-    if not identity_counts:
-        return 0
     now = now or timezone.now()
-    qn = connection.ops.quote_name
-    names = [name for name in SOURCE_FIELDS if name != "identity_count"]
-    defaults = [
-        _empty_json() if name == "last_event_by_type" else SOURCE_FIELDS[name] for name in names
-    ]
-    columns = ["customer_id", "identity_count", *names, "average_order_value", "updated_at"]
-    table = qn(CustomerMetrics._meta.db_table)
-    head = f"INSERT INTO {table} ({', '.join(qn(n) for n in columns)}) "
-    stamp = connection.ops.adapt_datetimefield_value(now)
-    rows = sorted(identity_counts.items())
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                head + f"SELECT u.c, u.n, {', '.join(defaults)}, 0, %s "
-                "FROM unnest(%s::bigint[], %s::integer[]) AS u(c, n) "
-                f"ON CONFLICT ({qn('customer_id')}) DO NOTHING",
-                [stamp, [c for c, _n in rows], [n for _c, n in rows]],
-            )
-        else:
-            cursor.executemany(
-                head + f"VALUES (%s, %s, {', '.join(defaults)}, 0, %s) "
-                f"ON CONFLICT ({qn('customer_id')}) DO NOTHING",
-                [(c, n, stamp) for c, n in rows],
-            )
-    return len(rows)
+    written = 0
+    for scope, _size in _scopes(customer_ids):
+        with transaction.atomic():
+            written += _upsert_aggregates(scope, now, sources=[identity_metrics], replace=False)
+    return written

@@ -288,7 +288,7 @@ def _stored_event_ids(source: str, event_ids: list[str]) -> set[str]:
     return found
 
 
-def _lock_ingest() -> None:
+def lock_ingest() -> None:
     """PostgreSQL: take :data:`INGEST_LOCK` until the transaction ends (SQLite's IMMEDIATE
     transactions are serial already)."""
     connection = connections[router.db_for_write(Event)]
@@ -307,7 +307,7 @@ def events_record(*, events: Sequence[Event]) -> list[Event]:
     the rest are inserted in bulk (with their ids) and handed to the after-ingest pipeline.
     Holds the ingest lock like :func:`events_store` (the follow-up rows rely on it).
     """
-    _lock_ingest()
+    lock_ingest()
     fresh: list[Event] = []
     for source in {event.source for event in events}:
         ids = [event.event_id for event in events if event.source == source]
@@ -336,7 +336,7 @@ def events_store(*, events: Sequence[CleanEvent], source: str, by=None) -> Store
     part, still runs in parallel before.
     """
     source = source[:50]
-    _lock_ingest()
+    lock_ingest()
     with_ids = [event.event_id for event in events if event.event_id is not None]
     known = _stored_event_ids(source, with_ids) if with_ids else set()
     fresh: list[int] = []

@@ -50,19 +50,6 @@ def register_events_listener(listener: EventsListener) -> None:
         _LISTENERS.append(listener)
 
 
-def _lock_follow_ups() -> None:
-    """PostgreSQL: the ingest advisory lock, for the rest of the transaction."""
-    from django.db import connections, router
-
-    from experience.ingest import INGEST_LOCK
-    from experience.models import EventFollowUp
-
-    connection = connections[router.db_for_write(EventFollowUp)]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [INGEST_LOCK])
-
-
 def events_stored(*, touched: Mapping[str, Collection[int]]) -> None:
     """Owe the follow-up of stored events: ``touched`` maps event type name → customer ids.
 
@@ -117,6 +104,7 @@ def follow_ups_drain(*, limit: int = DRAIN_ROWS) -> set[int]:
     from django.db import transaction
 
     from customers.tasks import queue_task
+    from experience.ingest import lock_ingest
     from experience.models import EventFollowUp
 
     rows = list(EventFollowUp.objects.order_by("pk").values_list("pk", "touched")[:limit])
@@ -128,7 +116,7 @@ def follow_ups_drain(*, limit: int = DRAIN_ROWS) -> set[int]:
             merged.setdefault(name, set()).update(ids)
     everyone = process_stored_events(merged)
     with transaction.atomic():
-        _lock_follow_ups()
+        lock_ingest()
         EventFollowUp.objects.filter(pk__in=[pk for pk, _touched in rows]).delete()
         if EventFollowUp.objects.exists():
             queue_task(DRAIN_TASK)

@@ -37,6 +37,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from customers.models import SegmentMembership
 from reports.models import (
     ClvFit,
     ClvSegmentValue,
@@ -46,6 +47,13 @@ from reports.models import (
     HeadlineSnapshot,
     RfmCell,
 )
+from reports.selectors import strategy_headline
+from reports.selectors.clv import (
+    clv_summary_current,
+    prediction_figures_direct,
+    segment_value_rows,
+)
+from reports.selectors.rfm import dormancy_by_month, rfm_grid_direct
 
 PRESET_DAYS = (7, 30, 90, 365)
 
@@ -63,8 +71,6 @@ def snapshot_days(today: dt.date) -> list[dt.date]:
 
 def customer_rollups_refresh(*, now: dt.datetime | None = None) -> int:
     """Recompute the RFM cells and the dormancy snapshots whole; returns the rows written."""
-    from reports.selectors.rfm import dormancy_by_month, rfm_grid_direct
-
     now = now or timezone.now()
     grid = rfm_grid_direct()
     dormancy = dormancy_by_month(snapshot_days(timezone.localdate(now)))
@@ -108,43 +114,10 @@ def customer_rollups_refresh(*, now: dt.datetime | None = None) -> int:
 
 def headline_store(*, now: dt.datetime) -> HeadlineSnapshot:
     """Store the strategy circle's headline (NPS and LTV over the year before ``now``)."""
-    from reports.selectors import strategy_headline
-
     snapshot, _created = HeadlineSnapshot.objects.update_or_create(
         name="strategy", defaults={"computed_at": now, "data": strategy_headline(now=now)}
     )
     return snapshot
-
-
-def rfm_cells_stored():
-    """The stored RFM cells (``RfmCell`` rows as ``RfmCell`` dataclasses), or None before
-    the first computation."""
-    from reports.selectors.rfm import RfmCell as Cell
-
-    rows = list(RfmCell.objects.all())
-    if not rows:
-        return None
-    return [
-        Cell(row.recency, row.frequency, row.customers, row.revenue)
-        for row in rows
-        if row.recency  # the (0, 0) marker of an empty grid
-    ]
-
-
-def dormancy_snapshots(days: list[dt.date]):
-    """``{as_of: [(month, Dormancy), …]}`` from the stored snapshots, or None unless every
-    one of ``days`` is stored (one query)."""
-    from reports.selectors.rfm import Dormancy
-
-    stored = {day.as_of: [] for day in DormancyDay.objects.filter(as_of__in=days)}
-    if len(stored) < len(set(days)):
-        return None
-    rows = DormancyMonth.objects.filter(day__as_of__in=days).values_list(
-        "day__as_of", "month", "buyers", "dormant", "churned"
-    )
-    for as_of, month, buyers, dormant, churned in rows.order_by("day__as_of", "month"):
-        stored[as_of].append((month, Dormancy(buyers, dormant, churned)))
-    return stored
 
 
 # --- CLV --------------------------------------------------------------------------------------
@@ -153,9 +126,7 @@ def dormancy_snapshots(days: list[dt.date]):
 def clv_summary_store(fit: ClvFit) -> ClvSummary:
     """Aggregate the current predictions (those of ``fit``) into its summary, replacing any
     earlier one; called by ``reports.predictions.predictions_store`` in its transaction."""
-    from reports.selectors import clv as selectors
-
-    totals, p_alive_bins, value_bins = selectors.prediction_figures_direct()
+    totals, p_alive_bins, value_bins = prediction_figures_direct()
 
     def bins(rows):
         return [[row.one_time, row.repeat, str(row.clv)] for row in rows]
@@ -181,9 +152,6 @@ def clv_summary_store(fit: ClvFit) -> ClvSummary:
 def clv_segment_values_store(summary: ClvSummary) -> int:
     """Replace the per-segment values of ``summary`` (every segment with members, one
     GROUP BY over memberships left-joined to predictions); returns the rows written."""
-    from customers.models import SegmentMembership
-    from reports.selectors.clv import segment_value_rows
-
     now = timezone.now()
     rows = [
         ClvSegmentValue(
@@ -205,16 +173,10 @@ def clv_segment_values_store(summary: ClvSummary) -> int:
     return len(rows)
 
 
-def clv_summary_current() -> ClvSummary | None:
-    """The summary of the fit behind the current predictions, if stored (one query)."""
-    latest = ClvFit.objects.filter(error="").order_by("-fitted_at", "-pk").values("pk")[:1]
-    return ClvSummary.objects.filter(fit__in=latest).first()
-
-
 def clv_summary_rebuild() -> int:
     """Store the summary of the current fit when missing (a database whose predictions
     predate the table); returns 1 when one was stored."""
-    fit = ClvFit.objects.filter(error="").order_by("-fitted_at", "-pk").first()
+    fit = ClvFit.objects.succeeded().first()
     if fit is None or ClvSummary.objects.filter(fit=fit).exists():
         return 0
     clv_summary_store(fit)

@@ -230,6 +230,13 @@ class CampaignOutcome(models.Model):
         return f"{self.campaign_id} {'holdout' if self.is_holdout else 'treatment'}"
 
 
+class ClvFitQuerySet(models.QuerySet):
+    def succeeded(self) -> models.QuerySet:
+        """Fits without an error, newest first: ``.first()`` is the fit behind the current
+        predictions (a failed refit leaves them as they were)."""
+        return self.filter(error="").order_by("-fitted_at", "-pk")
+
+
 class ClvFit(models.Model):
     """One fit of the BG/NBD (purchases, P(alive)) and Gamma-Gamma (spend) models.
 
@@ -247,6 +254,8 @@ class ClvFit(models.Model):
     log_likelihood = models.JSONField(default=dict, blank=True)
     holdout_check = models.JSONField(_("holdout check"), default=dict, blank=True)
     error = models.TextField(_("error"), blank=True)
+
+    objects = ClvFitQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("CLV model fit")

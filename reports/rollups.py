@@ -297,6 +297,7 @@ DAILY_ROLLUPS = (
         _delivery_rows,
     ),
 )
+EVENTS_ROLLUP = next(rollup for rollup in DAILY_ROLLUPS if rollup.name == "events")
 
 
 # --- Writing -------------------------------------------------------------------------------
@@ -417,7 +418,7 @@ def events_rollup_follow(touched) -> int:
 def _follow_events() -> None:
     """After the processing transaction commits (at once outside one): its rows are
     visible, and the refresh does not lengthen the transaction that holds the ingest lock."""
-    _refresh(DAILY_ROLLUPS[0], set())
+    _refresh(EVENTS_ROLLUP, set())
 
 
 def rollups_rebuild() -> dict[str, int]:

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Sum, Value
+from django.db.models import Case, Count, DateField, Sum, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -19,6 +19,7 @@ from experience.models import Order, Survey, SurveyResponse
 from experience.nps import nps_counts, nps_score
 from experience.selectors import experience_headline
 from journeys.selectors import platform_headline
+from reports.models import DailyOrders, HeadlineSnapshot
 
 CIRCLES = ("customer", "experience", "platform", "strategy")
 RECENT_WINDOW = dt.timedelta(days=30)
@@ -76,8 +77,6 @@ def strategy_headline_stored(*, now: dt.datetime) -> dict[str, float | int | Non
     """:func:`strategy_headline` as stored by the 15-minute refresh of the read models
     (``reports.customer_rollups``: a year of raw orders and answers is seconds at 1M
     customers), when it was computed in the ``HEADLINE_FRESH`` before ``now``; else live."""
-    from reports.models import HeadlineSnapshot
-
     stored = HeadlineSnapshot.objects.filter(
         name="strategy", computed_at__lte=now, computed_at__gt=now - HEADLINE_FRESH
     ).first()
@@ -171,10 +170,6 @@ def monthly_orders(*, now: dt.datetime, months: int = 12) -> list[MonthlyOrders]
     (``DailyOrders``, keyed by local day: at most ~370 rows summed per month, never the
     raw orders), so as fresh as the every-minute refresh.
     """
-    from django.db.models import Case, DateField, When
-
-    from reports.models import DailyOrders
-
     first_month = _add_months(timezone.localdate(now).replace(day=1), -(months - 1))
     starts = [_add_months(first_month, offset) for offset in range(months + 1)]
     month_of = Case(
@@ -189,13 +184,14 @@ def monthly_orders(*, now: dt.datetime, months: int = 12) -> list[MonthlyOrders]
         .order_by()
     )
     found = {row["month"]: row for row in rows}
+    empty = {"orders": 0, "revenue": 0}
     return [
         MonthlyOrders(
-            month=starts[index],
-            orders=int(found[starts[index]]["orders"]) if starts[index] in found else 0,
-            revenue=int(found[starts[index]]["revenue"] or 0) if starts[index] in found else 0,
+            month=month,
+            orders=int(found.get(month, empty)["orders"] or 0),
+            revenue=int(found.get(month, empty)["revenue"] or 0),
         )
-        for index in range(months)
+        for month in starts[:-1]
     ]
 
 

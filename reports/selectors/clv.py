@@ -14,7 +14,7 @@ from django.db.models import Avg, Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from customers.models import Segment, SegmentMembership
-from reports.models import ClvFit, CustomerPrediction
+from reports.models import ClvFit, ClvSummary, CustomerPrediction
 
 P_ALIVE_BINS = 10
 """P(alive) histogram: ten bins of 0.1 (the last one includes 1)."""
@@ -74,7 +74,7 @@ def fit_state() -> FitState:
     latest = ClvFit.objects.order_by("-fitted_at", "-pk").first()
     if latest is None or not latest.error:
         return FitState(current=latest, failed=None)
-    current = ClvFit.objects.filter(error="").order_by("-fitted_at", "-pk").first()
+    current = ClvFit.objects.succeeded().first()
     return FitState(current=current, failed=latest)
 
 
@@ -111,8 +111,6 @@ def prediction_totals(*, segment_id: int | None = None) -> Totals:
 def _summary(segment_id: int | None):
     if segment_id is not None:
         return None
-    from reports.customer_rollups import clv_summary_current
-
     return clv_summary_current()
 
 
@@ -332,3 +330,9 @@ def _segment_value(row: dict) -> SegmentValue:
         expected_purchases=float(row["expected_purchases"]),
         clv=Decimal(row["clv"]),
     )
+
+
+def clv_summary_current() -> ClvSummary | None:
+    """The summary of the fit behind the current predictions, if stored (one query)."""
+    latest = ClvFit.objects.succeeded().values("pk")[:1]
+    return ClvSummary.objects.filter(fit__in=latest).first()

@@ -37,6 +37,8 @@ from django.utils import timezone
 from customers.metrics import CHURNED_AFTER, DORMANT_AFTER
 from customers.models import Customer, CustomerMetrics, SegmentMembership
 from experience.models import Order
+from reports.models import DormancyDay, DormancyMonth
+from reports.models import RfmCell as StoredRfmCell
 from reports.rollups import day_bounds
 
 SCORES = (1, 2, 3, 4, 5)
@@ -80,8 +82,6 @@ def rfm_grid(*, segment_id: int | None = None) -> RfmGrid:
     once they were computed; restricted to a segment's members (or before the first
     computation): one GROUP BY over the customers' metrics (:func:`rfm_grid_direct`)."""
     if segment_id is None:
-        from reports.customer_rollups import rfm_cells_stored
-
         stored = rfm_cells_stored()
         if stored is not None:
             return RfmGrid({(cell.recency, cell.frequency): cell for cell in stored})
@@ -278,8 +278,6 @@ def dormancy(
     wanted = [as_of] if previous_as_of is None else [as_of, previous_as_of]
     found = None
     if segment_id is None:
-        from reports.customer_rollups import dormancy_snapshots
-
         found = dormancy_snapshots(wanted)
     if found is None:
         found = dormancy_by_month(wanted, segment_id=segment_id)
@@ -294,3 +292,32 @@ def dormancy(
         previous_as_of=previous_as_of,
         by_month=by_month,
     )
+
+
+def rfm_cells_stored() -> list[RfmCell] | None:
+    """The stored RFM cells (``RfmCell`` rows as ``RfmCell`` dataclasses), or None before
+    the first computation."""
+    rows = list(StoredRfmCell.objects.all())
+    if not rows:
+        return None
+    return [
+        RfmCell(row.recency, row.frequency, row.customers, row.revenue)
+        for row in rows
+        if row.recency  # the (0, 0) marker of an empty grid
+    ]
+
+
+def dormancy_snapshots(
+    days: list[dt.date],
+) -> dict[dt.date, list[tuple[dt.date, Dormancy]]] | None:
+    """``{as_of: [(month, Dormancy), …]}`` from the stored snapshots, or None unless every
+    one of ``days`` is stored (one query)."""
+    stored = {day.as_of: [] for day in DormancyDay.objects.filter(as_of__in=days)}
+    if len(stored) < len(set(days)):
+        return None
+    rows = DormancyMonth.objects.filter(day__as_of__in=days).values_list(
+        "day__as_of", "month", "buyers", "dormant", "churned"
+    )
+    for as_of, month, buyers, dormant, churned in rows.order_by("day__as_of", "month"):
+        stored[as_of].append((month, Dormancy(buyers, dormant, churned)))
+    return stored

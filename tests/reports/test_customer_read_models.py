@@ -17,12 +17,12 @@ from django.utils import timezone
 from customers.models import SegmentMembership
 from experience.models import Order
 from reports.customer_rollups import (
-    clv_summary_current,
     clv_summary_store,
     customer_rollups_refresh,
     snapshot_days,
 )
 from reports.models import ClvSummary, DormancyDay, RfmCell
+from reports.selectors.clv import clv_summary_current
 from reports.selectors.rfm import dormancy_by_month
 from reports.tasks import slow_rollups_task
 from tests.reports.test_clv_report import predicted  # noqa: F401  (a fixture, used by name)
