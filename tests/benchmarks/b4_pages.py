@@ -38,7 +38,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from tests.benchmarks.harness import Measure, Result, abab, log
+from tests.benchmarks.harness import Measure, Result, abab, log, replay
 
 SCENARIO = "B4"
 PAIRS = 20
@@ -409,11 +409,11 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
         # Seconds per request: once warm (the capture and the replay check warmed the
         # caches), one request is ours and one replay of its SQL the reference, so the
         # whole run stays within its time; the notes say "1 run".
-        replay = _replayable(_without(statements, floor_sql))
+        kept = _replayable(_without(statements, floor_sql))
         start, cpu = time.perf_counter(), time.process_time()
         _request(client, url, page)
         again, again_cpu = time.perf_counter() - start, time.process_time() - cpu
-        sql_seconds = replay(replay)
+        sql_seconds = replay(kept)
         start = time.perf_counter()
         client.get(floor_url)
         floor_seconds = time.perf_counter() - start
@@ -426,7 +426,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
             ours_m,
             ref_m,
             statements,
-            len(replay),
+            len(kept),
             sql_seconds * 1000,
             floor_seconds * 1000,
             1,
@@ -435,7 +435,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
     start = time.perf_counter()
     _response, statements = _capture(lambda: _request(client, url, page))
     steady = time.perf_counter() - start
-    replay = _replayable(_without(statements, floor_sql))
+    kept = _replayable(_without(statements, floor_sql))
     pairs = PAIRS
     if steady > SLOW_SECONDS:
         pairs = max(MIN_PAIRS, min(PAIRS, int(PAGE_BUDGET_SECONDS / (2 * steady))))
@@ -447,7 +447,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
         assert answer.status_code == 200, (url, answer.status_code)
 
     def reference():
-        sql_times.append(replay(replay))
+        sql_times.append(replay(kept))
         start = time.perf_counter()
         client.get(floor_url)
         floor_times.append(time.perf_counter() - start)
@@ -456,7 +456,7 @@ def _measure(client, page: Page, url: str, floor_url: str, floor_sql: list[str],
     sql_ms = statistics.median(sql_times[1:]) * 1000  # [0] is the warm-up
     floor_ms = statistics.median(floor_times[1:]) * 1000
     return _result(
-        page, url, database, ours_m, ref_m, statements, len(replay), sql_ms, floor_ms, pairs
+        page, url, database, ours_m, ref_m, statements, len(kept), sql_ms, floor_ms, pairs
     )
 
 
