@@ -383,7 +383,11 @@ class Segment(DepartmentOwned):
 class SegmentMembership(models.Model):
     """Materialised membership: static snapshots and refreshed dynamic segments."""
 
-    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="memberships")
+    # Two indexes besides the key, no more (every refresh writes each one per member):
+    # (segment, customer) serves the segment side, the customer key's own index the person.
+    segment = models.ForeignKey(
+        Segment, on_delete=models.CASCADE, related_name="memberships", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
     added_at = models.DateTimeField(auto_now_add=True)
 
@@ -391,7 +395,6 @@ class SegmentMembership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["segment", "customer"], name="uniq_segment_member"),
         ]
-        indexes = [models.Index(fields=["customer"])]
         verbose_name = _("segment membership")
         verbose_name_plural = _("segment memberships")
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, router, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from config.org.models import Department
@@ -321,6 +322,44 @@ def events_record(*, events: Sequence[Event]) -> list[Event]:
 
     events_stored(touched={name: sorted(ids) for name, ids in touched.items()})
     return stored
+
+
+SELECTED_EVENT_COLUMNS = ("ev_customer", "ev_at", "ev_key", "ev_properties")
+
+
+@transaction.atomic
+def events_record_selected(rows: QuerySet, *, event_type: EventType, source: str) -> int:
+    """Store one event per row of ``rows`` in one ``INSERT … SELECT``; how many were new.
+
+    :func:`events_record` for the platform's high-volume events (a dispatch writes one
+    ``message_sent`` per delivery): the rows never travel through Python and no model is
+    built. ``rows`` is a ``values()`` queryset of exactly :data:`SELECTED_EVENT_COLUMNS`:
+    the customer id, the time, the ``event_id`` and the properties (a ``JSONObject``).
+    Rows whose ``(source, event_id)`` is stored already are skipped, as in
+    :func:`events_record`; the ingest lock and the follow-up are the same too.
+    """
+    from experience.pipeline import events_stored
+
+    lock_ingest()
+    connection = connections[router.db_for_write(Event)]
+    quote = connection.ops.quote_name
+    select, params = rows.query.get_compiler(connection=connection).as_sql()
+    customer, at, key, properties = (f"s.{quote(name)}" for name in SELECTED_EVENT_COLUMNS)
+    table = quote(Event._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({quote('customer_id')}, {quote('event_type_id')}, "
+        f"{quote('occurred_at')}, {quote('source')}, {quote('event_id')}, "
+        f"{quote('properties')}, {quote('value_bits')}, {quote('received_at')}) "
+        f"SELECT {customer}, %s, {at}, %s, {key}, {properties}, 0, %s FROM ({select}) s "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.{quote('source')} = %s "
+        f"AND e.{quote('event_id')} = {key}) RETURNING {quote('customer_id')}"
+    )
+    received = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [event_type.pk, source, received, *params, source])
+        customer_ids = [row[0] for row in cursor.fetchall()]
+    events_stored(touched={event_type.name: customer_ids})
+    return len(customer_ids)
 
 
 @transaction.atomic

@@ -13,19 +13,21 @@ results flow into profiles, segments and triggers like any other behaviour.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Coalesce
-from django.urls import reverse
+from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat, JSONObject
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import timezone
+from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext
 
 from config.org.models import Role
@@ -103,16 +105,36 @@ def unsubscribe_token(delivery_id: int) -> str:
     return signing.Signer(salt=UNSUBSCRIBE_SALT).sign(str(int(delivery_id)))
 
 
+TOKEN_MARKER = "__token__"
+
+
+@functools.lru_cache(maxsize=32)
+def _route(name: str, script_prefix: str, urlconf: str) -> tuple[str, str]:
+    """The path of tracking route ``name`` before and after its token, reversed once."""
+    head, _marker, tail = reverse(name, args=[TOKEN_MARKER]).rpartition(TOKEN_MARKER)
+    return head, tail
+
+
+def _tracking_path(name: str, token: str) -> str:
+    """``reverse(name, args=[token])``, without resolving the route for every message.
+
+    A message carries three tracking links or more, and ``reverse()`` (~20 µs each) was an
+    eighth of dispatch time. The token is quoted exactly as ``reverse()`` quotes it.
+    """
+    head, tail = _route(name, get_script_prefix(), get_urlconf() or settings.ROOT_URLCONF)
+    return f"{head}{quote(token, safe=RFC3986_SUBDELIMS + '/~:@')}{tail}"
+
+
 def unsubscribe_path(token: str) -> str:
-    return reverse("tracking:unsubscribe", args=[token])
+    return _tracking_path("tracking:unsubscribe", token)
 
 
 def open_url(delivery_id: int) -> str:
-    return public_url(reverse("tracking:open", args=[open_token(delivery_id)]))
+    return public_url(_tracking_path("tracking:open", open_token(delivery_id)))
 
 
 def click_url(delivery_id: int, url: str) -> str:
-    return public_url(reverse("tracking:click", args=[click_token(delivery_id, url)]))
+    return public_url(_tracking_path("tracking:click", click_token(delivery_id, url)))
 
 
 def unsubscribe_url(delivery_id: int) -> str:
@@ -209,17 +231,33 @@ def _forward(new_status: str) -> Case:
 
 @transaction.atomic
 def deliveries_sent_record(*, delivery_ids: Iterable[int]) -> int:
-    """Write ``message_sent`` events for deliveries the dispatcher marked sent (idempotent)."""
+    """Write ``message_sent`` events for deliveries the dispatcher marked sent (idempotent).
+
+    Set-based (one ``INSERT … SELECT`` per 1,000 deliveries): the same events as
+    :func:`_events` writes for opens and clicks, without reading the rows back.
+    """
+    from experience.ingest import events_record_selected
+
+    name = "message_sent"
+    event_type = _event_type(name)
     ids = list(delivery_ids)
-    rows = []
+    stored = 0
     for start in range(0, len(ids), 1000):
-        rows += list(
-            Delivery.objects.filter(pk__in=ids[start : start + 1000], sent_at__isnull=False)
-            .annotate(at=F("sent_at"))
-            .values(*ROW_FIELDS, "at")
+        rows = Delivery.objects.filter(
+            pk__in=ids[start : start + 1000], sent_at__isnull=False
+        ).values(
+            ev_customer=F("customer_id"),
+            ev_at=F("sent_at"),
+            ev_key=Concat(Value("delivery-"), Cast("id", CharField()), Value(f"-{name}")),
+            ev_properties=JSONObject(
+                campaign_id=F("campaign_id"),
+                step_id=F("step_id"),
+                delivery_id=F("id"),
+                channel=F("campaign__channel"),
+            ),
         )
-    _events(rows, "message_sent")
-    return len(rows)
+        stored += events_record_selected(rows, event_type=event_type, source=EVENT_SOURCE)
+    return stored
 
 
 @transaction.atomic

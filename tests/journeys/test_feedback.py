@@ -253,3 +253,40 @@ def test_department_editors_may_close_a_task_but_others_may_not(
     assert task.status == StaffTask.Status.DONE
     task.delivery.refresh_from_db()
     assert task.delivery.status == Delivery.Status.SENT
+
+
+def test_sent_deliveries_are_written_once_as_message_sent_events_that_reach_the_profile(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    customer = CustomerFactory()
+    first = sent(customer, at=NOW - dt.timedelta(minutes=5))
+    second = sent(CustomerFactory(), at=NOW, channel="sms")
+    unsent = sent(CustomerFactory(), at=NOW, status=Delivery.Status.PENDING)
+    Delivery.objects.filter(pk=unsent.pk).update(sent_at=None)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = feedback.deliveries_sent_record(delivery_ids=[first.pk, second.pk, unsent.pk])
+    again = feedback.deliveries_sent_record(delivery_ids=[first.pk, second.pk])
+
+    assert (stored, again) == (2, 0)
+    written = {event.event_id: event for event in events("message_sent")}
+    assert set(written) == {
+        f"delivery-{first.pk}-message_sent",
+        f"delivery-{second.pk}-message_sent",
+    }
+    event = written[f"delivery-{second.pk}-message_sent"]
+    assert event.customer_id == second.customer_id
+    assert event.occurred_at == NOW
+    assert event.source == feedback.EVENT_SOURCE
+    assert event.properties == {
+        "campaign_id": second.campaign_id,
+        "step_id": second.step_id,
+        "delivery_id": second.pk,
+        "channel": "sms",
+    }
+    customer.metrics.refresh_from_db()
+    assert (customer.metrics.event_count, customer.metrics.last_event_at) == (
+        1,
+        NOW - dt.timedelta(minutes=5),
+    )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.test import Client, override_settings
-from django.urls import reverse
+from django.urls import reverse, set_script_prefix
 
 from customers.models import Consent, Customer
 from journeys import feedback
@@ -98,6 +98,35 @@ def test_a_token_cannot_be_edited_to_point_elsewhere(client, delivery):
 def test_only_http_links_can_be_signed():
     with pytest.raises(ValueError, match="http"):
         feedback.click_token(1, "javascript:alert(1)")
+
+
+@pytest.mark.parametrize("script_prefix", ["/", "/circle/"])
+def test_links_in_messages_are_the_routes_own_urls_under_any_script_prefix(delivery, script_prefix):
+    # Messages format tokens into each route reversed once; a sub-path deployment
+    # (FORCE_SCRIPT_NAME) must still get exactly what reverse() answers.
+    set_script_prefix(script_prefix)
+    try:
+        url = "https://shop.example.com/sale?x=1&y=2"
+        assert feedback.open_url(delivery.pk) == reverse(
+            "tracking:open", args=[feedback.open_token(delivery.pk)]
+        )
+        assert feedback.click_url(delivery.pk, url) == reverse(
+            "tracking:click", args=[feedback.click_token(delivery.pk, url)]
+        )
+        assert feedback.unsubscribe_url(delivery.pk) == reverse(
+            "tracking:unsubscribe", args=[feedback.unsubscribe_token(delivery.pk)]
+        )
+        assert feedback.open_url(delivery.pk).startswith(f"{script_prefix}t/o/")
+    finally:
+        set_script_prefix("/")
+
+
+def test_the_open_link_written_into_a_message_records_the_open(client, delivery):
+    response = client.get(feedback.open_url(delivery.pk))
+
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    assert delivery.status == Delivery.Status.OPENED
 
 
 def test_unsubscribe_get_only_asks_in_the_readers_language(client, delivery):
