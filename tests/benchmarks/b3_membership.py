@@ -35,19 +35,30 @@ SEGMENT_NAME = "B3 benchmark: email subscribers"
 RULES = {"op": "and", "children": [{"type": "consent", "channel": "email", "status": "granted"}]}
 
 MISSES = """
-B3 at 1M on SQLite (before this slice: full 5.3 s vs 7.9 s; incremental 4.1 s vs 2.2 s,
-ratio 1.89). Profile (pyinstrument, 10k ids on the 100k company): CPU is 60 ms of a
-250–450 ms wall time — the rest is waiting on the disk shared with the other benchmark runs
-(SQLite writes the 500k-row membership and its indexes through the WAL); the compile of
-two 5,000-placeholder IN lists per chunk was 40 % of the CPU. Closed by design: the sync
-binds the ids as ONE parameter per statement (``json_each(%s)`` on SQLite,
-``unnest(%s::bigint[])`` on PostgreSQL) in chunks of 50k, as the hand-written SQL does.
-What remains: the absolute 200 ms / 5 s on SQLite are I/O-bound on this machine (CPU time
-per run is well under both); the full refresh writes 500k rows into four indexes, two of
-them redundant (``segment_id`` alone is the prefix of the unique (segment, customer) index,
-and ``customer_id`` is indexed twice), so half the index writes are waste. Plan: drop the
-two redundant indexes in a customers migration (``db_index=False`` on the segment FK); the
-sync's merged-profile check (one more indexed read of the ids) could fold into the DELETE.
+B3 at 1M on SQLite, first slice: full 5.3 s vs 7.9 s; incremental 4.1 s vs 2.2 s (ratio
+1.89). Profile (pyinstrument, 10k ids on the 100k company): CPU was 60 ms of a 250–450 ms
+wall time, the rest waiting on the disk (the membership and its indexes written through
+the WAL); compiling two 5,000-placeholder IN lists per chunk was 40 % of the CPU. Closed by
+design, in two steps: (1) the sync binds the ids as ONE parameter per statement
+(``json_each(%s)`` on SQLite, ``unnest(%s::bigint[])`` on PostgreSQL) in chunks of 50k, as
+the hand-written SQL does (incremental 4.1 s → 0.86 s); (2) the membership table lost its two
+redundant indexes (``segment_id`` alone is the prefix of the unique (segment, customer)
+index, and ``customer_id`` was indexed twice: customers migration 0011 drops the indexes
+only), so each member is written into two B-trees and the key instead of four
+(SQLite incremental 0.86 s → 0.36 s, full 1.85 s → 1.5 s; the reference gains as well, it
+writes the same table). What remains: the incremental 200 ms is missed by ~1.8× on both
+databases, by the reference too — now CPU-bound (0.32 s CPU of 0.36 s wall on SQLite): for
+each of the 10k ids the rule's consent and customer lookups, the membership probe, and the
+5k deletes and 5k inserts each walk 1M-row B-trees. The full refresh on PostgreSQL (≈9 s
+for 475k rows, reference the same) is row-at-a-time index maintenance plus WAL for every
+inserted row. Plan: (1) incremental — evaluate the rule once per change, where it happens:
+the consent and metrics writers already know which customers changed which field, so the
+sync can skip segments whose rules do not read that field (a field → segments map built
+when rules are saved), which for a 10k consent change leaves only consent-based segments;
+(2) full refresh on PostgreSQL — for a first computation or a change of most members,
+build the membership into a fresh table with ``INSERT … SELECT`` without indexes, index it,
+and swap it in (one ``ALTER TABLE … RENAME`` per segment partition: membership list-
+partitioned by segment), so the B-tree is built sorted once instead of 475k random inserts.
 """
 
 MEMBERSHIP = "customers_segmentmembership"

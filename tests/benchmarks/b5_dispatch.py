@@ -64,22 +64,25 @@ Both bounds miss by design of the work, not of the claim: the reference only fli
 (≈ 0.01 ms a row), while each delivery we settle is decided (consent, suppression, erased
 identifiers, address, contact budget: 7 set queries per 500-row batch plus Python per row),
 rendered with the person's own template context and signed tracking and unsubscribe links,
-handed to the transport, marked, and recorded as a ``message_sent`` event. pyinstrument of
-``deliveries_dispatch`` over 20k deliveries (medium company, one process, 9.9 s): rendering
-41 % (``content.render_message`` 3.2 s: two ``reverse()`` + signing per message 1.6 s, template
-0.5 s, text→HTML 0.4 s), the ``message_sent`` events 19 % (``feedback.deliveries_sent_record``
-re-reads the rows, builds ``Event`` models, ``bulk_create`` via ``events_record``: 1.9 s),
-claim and decisions 28 % (2.8 s), marking 5 %. Done here: no per-chunk ``Delivery`` reload
-(a plain stand-in carries the id to the renderer), chunks of 250 instead of 100 (fewer
-statements, events batches and follow-up tasks). Plan to close the rest: (1) journeys/feedback:
-reverse each tracking route once and format ids/tokens into the cached prefix (−16 %);
-(2) write ``message_sent`` events set-based in the statement that marks the chunk sent
-(``INSERT … SELECT`` from the delivery rows of the claim, no models, one follow-up task per
-batch) (−15 %); (3) claim with one ``UPDATE … RETURNING`` and decide consent, suppression and
-address in one joined query (−10 %); (4) render identical non-personalised variants once per
-batch. Even then the fixed per-message Python work (≈ 0.25 ms) bounds 2 workers on 2 cores near
-8k/s; the ≥ 0.5× ratio against a status flip needs the rendering moved out of the claim loop
-(pre-rendered content per segment, or a transport that personalises).
+handed to the transport, marked, and recorded as a ``message_sent`` event. First profile
+(pyinstrument of ``deliveries_dispatch`` over 20k deliveries, medium company, one process,
+9.9 s): rendering 41 % (two ``reverse()`` + signing per message 1.6 s), the ``message_sent``
+events 19 % (rows re-read, ``Event`` models built, ``bulk_create``), claim and decisions 28 %,
+marking 5 %. Done: no per-chunk ``Delivery`` reload, chunks of 250; each tracking route is
+reversed once and the token formatted into it (``feedback._tracking_path``, ~20 µs per link
+saved); ``message_sent`` events are one ``INSERT … SELECT … RETURNING`` per 1,000 deliveries
+(``experience.ingest.events_record_selected``: no rows read back, no models). Profile after
+(10k deliveries, medium SQLite, one process, 4.0 s while another benchmark ran): claim and
+decisions 43 % (``_decide`` 1.06 s: contact budget 0.28, addresses 0.23, consent 0.18, erased
+identifiers 0.13), rendering 32 % (template 0.25 s, tokens 0.14 s, text→HTML 0.17 s),
+``message_sent`` 8 % (was 19 %), marking 6 %. Plan to close the rest: (1) claim with one
+``UPDATE … RETURNING`` and decide consent, suppression, erased identifiers and address in one
+joined query instead of five (−20 %); (2) keep the contact budget as a per-person counter
+row updated with the mark, not recounted from deliveries per batch (−7 %); (3) render
+identical non-personalised variants once per batch. Even then the per-message Python work
+(≈ 0.2 ms) bounds 2 workers on 2 cores near 10k/s; the ≥ 0.5× ratio against a status flip
+needs rendering moved out of the claim loop (render-ahead workers filling a content column
+before the claim, or a transport that personalises).
 """
 
 
