@@ -46,19 +46,31 @@ redundant indexes (``segment_id`` alone is the prefix of the unique (segment, cu
 index, and ``customer_id`` was indexed twice: customers migration 0011 drops the indexes
 only), so each member is written into two B-trees and the key instead of four
 (SQLite incremental 0.86 s → 0.36 s, full 1.85 s → 1.5 s; the reference gains as well, it
-writes the same table). What remains: the incremental 200 ms is missed by ~1.8× on both
-databases, by the reference too — now CPU-bound (0.32 s CPU of 0.36 s wall on SQLite): for
-each of the 10k ids the rule's consent and customer lookups, the membership probe, and the
-5k deletes and 5k inserts each walk 1M-row B-trees. The full refresh on PostgreSQL (≈9 s
-for 475k rows, reference the same) is row-at-a-time index maintenance plus WAL for every
-inserted row. Plan: (1) incremental — evaluate the rule once per change, where it happens:
-the consent and metrics writers already know which customers changed which field, so the
-sync can skip segments whose rules do not read that field (a field → segments map built
-when rules are saved), which for a 10k consent change leaves only consent-based segments;
-(2) full refresh on PostgreSQL — for a first computation or a change of most members,
-build the membership into a fresh table with ``INSERT … SELECT`` without indexes, index it,
-and swap it in (one ``ALTER TABLE … RENAME`` per segment partition: membership list-
-partitioned by segment), so the B-tree is built sorted once instead of 475k random inserts.
+writes the same table). What remains: the incremental 200 ms is missed by 1.8× on SQLite,
+by the reference too, now CPU-bound (0.32 s CPU of 0.36 s wall): for each of the 10k ids
+the rule's consent and customer lookups, the membership probe, and the 5k deletes and 5k
+inserts each walk 1M-row B-trees. On PostgreSQL ours is 612 ms against the reference's
+356 ms (ratio 1.72, missed; it was 668 vs 541 ms before the index drop, which helped the
+reference more): the sync's own statements take 120 ms inside the transaction (captured
+and rolled back on the large company: DELETE 17 ms, INSERT … SELECT 90 ms, the merged-
+profile check 5 ms, with 0.04 s of our CPU), so the rest is at commit: the deferred
+foreign-key checks of the inserted rows and the WAL flush on the shared disk. Why our
+commit costs more than the reference's is not yet known; the benchmark should time the
+commit apart (next step). The full refresh on PostgreSQL (7.3 s for
+475k rows, the reference 7.7 s) is foreign-key checks: ``EXPLAIN (ANALYZE, BUFFERS)`` of the
+insert takes 2.95 s with Django's deferred constraints (checked at commit, so not shown), and
+7.77 s with ``SET CONSTRAINTS ALL IMMEDIATE``, which shows the two RI triggers (customer and
+segment) with 475,168 calls each: ~4.8 s, 62 % of the refresh, one ``SELECT … FOR KEY SHARE``
+per member and key. Plan: (1) incremental — evaluate the rule once per change, where it
+happens: the consent and metrics writers already know which customers changed which field,
+so the sync can skip segments whose rules do not read that field (a field → segments map
+built when rules are saved), which for a 10k consent change leaves only consent-based
+segments; (2) full refresh on PostgreSQL — the membership is derived data, recomputable from
+the rules, and Django's collector already cascades deletes of segments and customers to it:
+drop its two database-level foreign keys (``db_constraint=False``; the refresh reads
+customers through the rule, so it cannot insert a dangling id), or, keeping them, build a
+first computation into a staging table and attach it with ``ADD CONSTRAINT … NOT VALID`` +
+``VALIDATE CONSTRAINT`` (one set-based check instead of 950k trigger calls).
 """
 
 MEMBERSHIP = "customers_segmentmembership"

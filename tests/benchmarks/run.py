@@ -276,13 +276,17 @@ def _verdict(met: bool) -> str:
 
 def _summary_row(scenario: str, database: str, rows: list[dict]) -> str:
     """One line of the main table for a scenario measured item by item (B4 pages, B8 figures)."""
-    worst = max(rows, key=lambda row: row["ours"]["p95"])
-    worst_ratio = max(rows, key=lambda row: row["ratio"])
+    # The worst of the items that missed (a met rollup lag of 27 s is no page's p95).
+    missed = [row for row in rows if not row["met"]]
+    label = "worst missed p95" if missed else "worst p95"
+    pool = missed or rows
+    worst = max(pool, key=lambda row: row["ours"]["p95"])
+    worst_ratio = max(pool, key=lambda row: row["ratio"])
     met = sum(row["met"] for row in rows)
     first = rows[0]
     return (
         f"| {scenario} | {first['name'].split(':')[0]}: {len(rows)} items (table below) "
-        f"| {database} | worst p95 {_seconds(worst['ours']['p95'])} "
+        f"| {database} | {label} {_seconds(worst['ours']['p95'])} "
         f"({worst['extra']['item']}) | {first['reference_label']} "
         f"| worst {worst_ratio['ratio']:.3f} ({worst_ratio['extra']['item']}; "
         f"{first['comparison']}) | — | {max(r['ours']['peak_rss_mb'] for r in rows):.0f} / — "
