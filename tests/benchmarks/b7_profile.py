@@ -35,8 +35,8 @@ search by email on the list 10 ms and API lookup 8 ms (target 30 ms met) but 40�
 0.24 ms indexed lookup. PostgreSQL (quiet machine): 360 page 53.5 ms (target missed by
 7 %; its SQL 10.8 ms, the audit-log INSERT's commit the largest statement), list search and
 API lookup 13 ms each (met), ratios 4.9× / 10× / 9×. An earlier PostgreSQL row of 115 ms had
-been measured while another benchmark's load test ran. The ratio misses are the yardstick, not the SQL:
-the page's SQL is keyset-first and indexed (no count over the 100k events), and a Django
+been measured while another benchmark's load test ran. The ratio misses are the yardstick,
+not the SQL: the page's SQL is keyset-first and indexed (no count over the 100k events), and a Django
 request through the full middleware stack (session, auth, CSP, axes, audit) costs several
 ms before the view runs, which a 0.24 ms raw query does not include. Plan: measure the
 reference as B4 does — its SQL plus Django's floor (a trivial view through the same
