@@ -33,11 +33,11 @@ MISSES = """
 B7 at 1M on SQLite: 360 page 41 ms (target 50 ms met) but 39× its replayed SQL (1.0 ms);
 search by email on the list 10 ms and API lookup 8 ms (target 30 ms met) but 40× / 31× the
 0.24 ms indexed lookup. PostgreSQL (quiet machine): 360 page 53.5 ms (target missed by
-7 %; its SQL 10.8 ms, the audit-log INSERT's commit the largest statement), list search and
+7 %; its SQL 10.8 ms, the audit INSERT largest on the medium company), list search and
 API lookup 13 ms each (met), ratios 4.9× / 10× / 9×. An earlier PostgreSQL row of 115 ms had
 been measured while another benchmark's load test ran. The ratio misses are the yardstick,
-not the SQL: the page's SQL is keyset-first and indexed (no count over the 100k events), and a Django
-request through the full middleware stack (session, auth, CSP, axes, audit) costs several
+not the SQL: the page's SQL is keyset-first and indexed (no count over the 100k events), and
+a Django request through the full middleware stack (session, auth, CSP, axes, audit) costs several
 ms before the view runs, which a 0.24 ms raw query does not include. Plan: measure the
 reference as B4 does — its SQL plus Django's floor (a trivial view through the same
 client, middleware and session) — and keep 2× on that. Earlier 360 profile (50k demo
