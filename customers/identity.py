@@ -23,7 +23,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from customers.imports import db_value, insert_returning, insert_rows
+from customers.imports import db_value, insert_returning, insert_rows, model_defaults
 from customers.models import Customer, CustomerMerge, Identity
 
 MAX_VALUE_LENGTH = 255
@@ -358,18 +358,7 @@ def _create_customers(anonymous: list[bool]) -> list[int]:
     ``bulk_create``, whose per-object Python work cost more than the database at 10k rows.
     Every column gets its model default; each row a fresh ``uuid``, by which ids are matched.
     """
-    now = timezone.now()
-    constants: dict[str, object] = {}
-    for item in Customer._meta.concrete_fields:
-        if item.primary_key or item.name in {"uuid", "is_anonymous"}:
-            continue
-        if getattr(item, "auto_now", False) or getattr(item, "auto_now_add", False):
-            value = now
-        elif not item.has_default() and item.has_db_default():
-            continue
-        else:
-            value = item.get_default()
-        constants[item.name] = db_value(Customer, item.name, value)
+    constants = model_defaults(Customer, exclude={"uuid", "is_anonymous"}, now=timezone.now())
     native_uuid = connections[router.db_for_write(Customer)].features.has_native_uuid_field
     uuids = [uuid.uuid4() if native_uuid else uuid.uuid4().hex for _flag in anonymous]
     returned = {

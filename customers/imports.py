@@ -33,7 +33,7 @@ import math
 import time
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any, ClassVar
@@ -891,6 +891,27 @@ def db_value(model, name: str, value: Any) -> Any:
     """``value`` of field ``name`` as the database driver takes it (for the bulk helpers)."""
     connection = connections[router.db_for_write(model)]
     return model._meta.get_field(name).get_db_prep_save(value, connection)
+
+
+def model_defaults(model, *, exclude: Collection[str], now) -> dict[str, Any]:
+    """Every column of ``model`` but the key and ``exclude`` at its model default, as
+    :func:`db_value` gives it (field name → value): the ``constants`` of a bulk insert.
+
+    ``auto_now``/``auto_now_add`` fields get ``now``; a column with only a database default
+    is left out, for the database to fill.
+    """
+    defaults: dict[str, Any] = {}
+    for item in model._meta.concrete_fields:
+        if item.primary_key or item.name in exclude:
+            continue
+        if getattr(item, "auto_now", False) or getattr(item, "auto_now_add", False):
+            value = now
+        elif not item.has_default() and item.has_db_default():
+            continue
+        else:
+            value = item.get_default()
+        defaults[item.name] = db_value(model, item.name, value)
+    return defaults
 
 
 def _statement_parts(model, names: Sequence[str], connection) -> tuple[list, str, str]:

@@ -1036,7 +1036,11 @@ def _insert_new_members(segment: Segment, matching: QuerySet, now: dt.datetime) 
 # caught by ``segments_refresh_stale``, run every 15 minutes by django-q2
 # (``customers.tasks.ensure_segment_schedules``).
 
-SYNC_CHUNK = 5_000
+# The sync reads its customer ids as ONE parameter per statement (``_id_set``: a JSON array
+# on SQLite, an array on PostgreSQL), not as an ``IN (%s, %s, …)`` list: compiling and
+# binding 5,000 placeholders twice per segment cost 40 % of an incremental sync (B3), and
+# SQLite caps the number of parameters, which a single one sidesteps — hence large chunks.
+SYNC_CHUNK = 50_000
 
 
 def segments_in_dependency_order(segments: Iterable[Segment]) -> list[Segment]:
@@ -1069,27 +1073,18 @@ def segments_in_dependency_order(segments: Iterable[Segment]) -> list[Segment]:
     return [by_pk[pk] for pk in ordered]
 
 
-def _id_chunks(ids: list[int], size: int = SYNC_CHUNK) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
-
-
-# The sync reads its customer ids as ONE parameter per statement (a JSON array on SQLite,
-# an array on PostgreSQL), not as an ``IN (%s, %s, …)`` list: compiling and binding 5,000
-# placeholders twice per segment cost 40 % of an incremental sync (B3), and SQLite caps
-# the number of parameters, which a single one sidesteps — hence the larger chunks.
-ID_PARAM_CHUNK = 50_000
-_ID_SET_SQL = {
-    "sqlite": "SELECT value FROM json_each(%s)",
-    "postgresql": "SELECT unnest(%s::bigint[])",
-}
+def _id_chunks(ids: list[int]) -> Iterable[list[int]]:
+    for start in range(0, len(ids), SYNC_CHUNK):
+        yield ids[start : start + SYNC_CHUNK]
 
 
 def _id_set(ids: list[int]) -> RawSQL:
     """``ids`` as a sub-query for ``__in`` lookups, bound as one parameter."""
     if connection.vendor == "sqlite":
-        return RawSQL(_ID_SET_SQL["sqlite"], [json.dumps(ids)], output_field=BigIntegerField())
-    return RawSQL(_ID_SET_SQL["postgresql"], [ids], output_field=BigIntegerField())
+        sql, param = "SELECT value FROM json_each(%s)", json.dumps(ids)
+    else:
+        sql, param = "SELECT unnest(%s::bigint[])", ids
+    return RawSQL(sql, [param], output_field=BigIntegerField())
 
 
 def segment_membership_sync(
@@ -1126,7 +1121,7 @@ def segment_membership_sync(
             result[segment.pk] = outcome
     if recount or any(
         Customer.objects.filter(pk__in=_id_set(chunk), merged_into__isnull=False).exists()
-        for chunk in _id_chunks(ids, ID_PARAM_CHUNK)
+        for chunk in _id_chunks(ids)
     ):
         _recount_segments_of(ids)
     return result
@@ -1154,7 +1149,7 @@ def _sync_segment(
     table = connection.ops.quote_name(SegmentMembership._meta.db_table)
     added_at = connection.ops.adapt_datetimefield_value(now)
     joined = left = 0
-    for chunk in _id_chunks(ids, ID_PARAM_CHUNK):
+    for chunk in _id_chunks(ids):
         matching = Customer.objects.filter(merged_into__isnull=True, pk__in=_id_set(chunk)).filter(
             condition
         )
@@ -1191,7 +1186,7 @@ def _recount_segments_of(ids: list[int]) -> None:
     segment_ids: set[int] = set()
     for chunk in _id_chunks(ids):
         segment_ids.update(
-            SegmentMembership.objects.filter(customer_id__in=chunk)
+            SegmentMembership.objects.filter(customer_id__in=_id_set(chunk))
             .values_list("segment_id", flat=True)
             .distinct()
         )

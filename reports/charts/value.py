@@ -7,7 +7,13 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from django.utils.translation import gettext as _
 
-from reports.charts import PLATFORM_COLOUR, PURPLES, STRATEGY_COLOUR, report_figure
+from reports.charts import (
+    PLATFORM_COLOUR,
+    PURPLES,
+    STRATEGY_COLOUR,
+    bar_traces,
+    report_figure,
+)
 
 VALUE_MARGIN = {"l": 64, "r": 24, "t": 24, "b": 56}
 
@@ -46,25 +52,14 @@ def f2_figure(
     """F2 repeat rate per month of first purchase (ratios 0–1): ever, and within 90 days."""
     if not len(cohorts) == len(rates) == len(rates_90d):
         raise ValueError("cohorts, rates and rates_90d must have the same length")
-    labels = [str(cohort) for cohort in cohorts]
-    data = [
-        {
-            "type": "bar",
-            "x": labels,
-            "y": list(rates),
-            "name": _("Second order, ever"),
-            "marker": {"color": STRATEGY_COLOUR},
-            "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
-        },
-        {
-            "type": "bar",
-            "x": labels,
-            "y": list(rates_90d),
-            "name": _("Second order within 90 days"),
-            "marker": {"color": PLATFORM_COLOUR},
-            "hovertemplate": "%{x}: %{y:.1%}<extra></extra>",
-        },
-    ]
+    data = bar_traces(
+        cohorts,
+        [
+            (_("Second order, ever"), rates, STRATEGY_COLOUR),
+            (_("Second order within 90 days"), rates_90d, PLATFORM_COLOUR),
+        ],
+        hover="%{x}: %{y:.1%}<extra></extra>",
+    )
     return report_figure(
         data,
         margin=VALUE_MARGIN,

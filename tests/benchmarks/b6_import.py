@@ -241,25 +241,16 @@ class Reference:
     def __init__(self) -> None:
         from django.utils import timezone
 
-        from customers.imports import db_value
+        from customers.imports import db_value, model_defaults
         from customers.models import Customer, Identity
 
         quote = connection.ops.quote_name
         now = timezone.now()
         self.profile = HEADER[1:]
-        constants: dict[str, object] = {}
-        for item in Customer._meta.concrete_fields:
-            if item.primary_key or item.name in {"uuid", *self.profile}:
-                continue
-            if getattr(item, "auto_now", False) or getattr(item, "auto_now_add", False):
-                value = now
-            elif not item.has_default() and item.has_db_default():
-                continue
-            else:
-                value = item.get_default()
-            constants[item.column] = db_value(Customer, item.name, value)
+        constants = model_defaults(Customer, exclude={"uuid", *self.profile}, now=now)
         self.constants = tuple(constants.values())
-        columns = ["id", "uuid", *self.profile, *constants]
+        fields = Customer._meta
+        columns = ["id", "uuid", *self.profile, *(fields.get_field(n).column for n in constants)]
         self.customer_table = quote(Customer._meta.db_table)
         self.insert_customer = (
             f"INSERT INTO {self.customer_table} ({', '.join(map(quote, columns))}) "
