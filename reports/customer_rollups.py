@@ -9,8 +9,10 @@ The aggregates are stored instead and report pages read a few dozen rows:
   and churn per month of first order at the end of the as-of days the report's presets
   ask for — today, the ends of the previous periods (7, 30, 90, 365 days back) and the
   same day a year earlier — all in one GROUP BY;
-- :class:`~reports.models.HeadlineSnapshot` "strategy": the home card's NPS and LTV over
-  the last 12 months (a year of raw orders and answers), read while under 30 minutes old;
+- :class:`~reports.models.HeadlineSnapshot` "strategy" and "customer": the home cards'
+  NPS and LTV over the last 12 months (a year of raw orders and answers), and the count of
+  customers and the share known by several identifiers (every profile and identifier),
+  read while under 30 minutes old, with the time they were computed shown;
 - :class:`~reports.models.ClvSummary`: totals and histograms of a fit's predictions,
   stored with the predictions (:func:`clv_summary_store`), and its
   :class:`~reports.models.ClvSegmentValue` rows (each segment's predicted value), stored
@@ -47,7 +49,7 @@ from reports.models import (
     HeadlineSnapshot,
     RfmCell,
 )
-from reports.selectors import strategy_headline
+from reports.selectors import STORED_HEADLINES
 from reports.selectors.clv import (
     clv_summary_current,
     prediction_figures_direct,
@@ -105,19 +107,20 @@ def customer_rollups_refresh(*, now: dt.datetime | None = None) -> int:
             ]
         DormancyMonth.objects.bulk_create(months)
     headline_store(now=now)
-    written = len(cells) + len(dormancy) + len(months) + 1
+    written = len(cells) + len(dormancy) + len(months) + len(STORED_HEADLINES)
     summary = clv_summary_current()
     if summary is not None:  # memberships move between refits
         written += clv_segment_values_store(summary)
     return written
 
 
-def headline_store(*, now: dt.datetime) -> HeadlineSnapshot:
-    """Store the strategy circle's headline (NPS and LTV over the year before ``now``)."""
-    snapshot, _created = HeadlineSnapshot.objects.update_or_create(
-        name="strategy", defaults={"computed_at": now, "data": strategy_headline(now=now)}
-    )
-    return snapshot
+def headline_store(*, now: dt.datetime) -> None:
+    """Store the headlines the home cards read from snapshots (``STORED_HEADLINES``: the
+    customer circle's counts, the strategy circle's NPS and LTV over the year before ``now``)."""
+    for name, compute in STORED_HEADLINES.items():
+        HeadlineSnapshot.objects.update_or_create(
+            name=name, defaults={"computed_at": now, "data": compute(now)}
+        )
 
 
 # --- CLV --------------------------------------------------------------------------------------

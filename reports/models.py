@@ -454,8 +454,9 @@ class ClvSegmentValue(models.Model):
 
 class HeadlineSnapshot(models.Model):
     """A circle's headline figures as computed at ``computed_at`` (``data``: plain JSON),
-    for headlines whose live query reads a year of raw rows (the strategy circle: NPS and
-    LTV over the last 12 months). Rewritten by ``reports.customer_rollups``."""
+    for headlines whose live query reads too many rows per page view (the strategy circle:
+    NPS and LTV over the last 12 months; the customer circle: counts over every profile).
+    Rewritten by ``reports.customer_rollups``."""
 
     name = models.CharField(max_length=40, primary_key=True)
     computed_at = models.DateTimeField()

@@ -43,6 +43,7 @@ class CircleFigures:
     circle: str
     figures: list[Figure]
     empty_hint: str = ""
+    as_of: dt.datetime | None = None  # when read from a stored snapshot, its time
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,25 @@ def strategy_headline(*, now: dt.datetime) -> dict[str, float | int | None]:
     return {"nps_12m": nps, "ltv_12m": ltv, "buyers_12m": sales["buyers"]}
 
 
-def strategy_headline_stored(*, now: dt.datetime) -> dict[str, float | int | None]:
-    """:func:`strategy_headline` as stored by the 15-minute refresh of the read models
-    (``reports.customer_rollups``: a year of raw orders and answers is seconds at 1M
-    customers), when it was computed in the ``HEADLINE_FRESH`` before ``now``; else live."""
+#: Headlines whose live query is too slow to run per page view at 1M customers, stored by the
+#: 15-minute refresh of the read models (``reports.customer_rollups.headline_store``):
+#: the strategy circle reads a year of raw orders and answers; the customer circle counts
+#: every profile and groups every identifier (2 s on PostgreSQL at 1M customers).
+STORED_HEADLINES = {
+    "customer": lambda now: customer_headline(),
+    "strategy": lambda now: strategy_headline(now=now),
+}
+
+
+def headline_stored(name: str, *, now: dt.datetime) -> tuple[dict, dt.datetime | None]:
+    """(figures, stored at) of a ``STORED_HEADLINES`` entry: its snapshot when computed in
+    the ``HEADLINE_FRESH`` before ``now``, else computed live (stored at None)."""
     stored = HeadlineSnapshot.objects.filter(
-        name="strategy", computed_at__lte=now, computed_at__gt=now - HEADLINE_FRESH
+        name=name, computed_at__lte=now, computed_at__gt=now - HEADLINE_FRESH
     ).first()
-    return stored.data if stored is not None else strategy_headline(now=now)
+    if stored is not None:
+        return stored.data, stored.computed_at
+    return STORED_HEADLINES[name](now), None
 
 
 def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
@@ -90,7 +102,7 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
     """
     recent = now - RECENT_WINDOW
     if circle == "customer":
-        data = customer_headline()
+        data, as_of = headline_stored("customer", now=now)
         return CircleFigures(
             circle,
             [
@@ -105,6 +117,7 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
             empty_hint=""
             if data["customers_total"]
             else _("No customers yet — import a member list or run “make demo”."),
+            as_of=as_of,
         )
     if circle == "experience":
         data = experience_headline(user, since=recent)
@@ -136,7 +149,7 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
             else _("No running or scheduled campaigns your departments can see yet."),
         )
     if circle == "strategy":
-        data = strategy_headline_stored(now=now)
+        data, as_of = headline_stored("strategy", now=now)
         return CircleFigures(
             circle,
             [
@@ -158,6 +171,7 @@ def circle_figures(circle: str, *, user, now: dt.datetime) -> CircleFigures:
             empty_hint=""
             if data["buyers_12m"]
             else _("Figures appear once orders and survey answers arrive."),
+            as_of=as_of,
         )
     raise LookupError(circle)
 

@@ -7,14 +7,16 @@ pages read them instead of the 1M-row tables."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
-from customers.models import SegmentMembership
+from customers.models import Customer, SegmentMembership
 from experience.models import Order
 from reports.customer_rollups import (
     clv_summary_store,
@@ -22,9 +24,11 @@ from reports.customer_rollups import (
     snapshot_days,
 )
 from reports.models import ClvSummary, DormancyDay, RfmCell
+from reports.selectors import circle_figures
 from reports.selectors.clv import clv_summary_current
 from reports.selectors.rfm import dormancy_by_month
 from reports.tasks import slow_rollups_task
+from tests.factories import CustomerFactory
 from tests.reports.test_clv_report import predicted  # noqa: F401  (a fixture, used by name)
 from tests.reports.test_rfm import shop  # noqa: F401  (a fixture, used by name)
 
@@ -220,22 +224,33 @@ def test_monthly_orders_from_the_rollup_equal_the_raw_orders(shop):
     assert sum(row.orders for row in rows) > 0
 
 
-def test_the_strategy_card_reads_the_stored_headline_while_fresh(api, crm_manager, shop):
-    from reports.models import HeadlineSnapshot
-    from reports.selectors import circle_figures, strategy_headline
-
+@pytest.mark.parametrize(
+    ("circle", "raw_table"), [("strategy", "experience_order"), ("customer", "customers_identity")]
+)
+def test_a_home_card_reads_its_stored_headline_while_fresh(crm_manager, shop, circle, raw_table):
     now = timezone.now()
     customer_rollups_refresh(now=now)
-    assert HeadlineSnapshot.objects.get(name="strategy").data == strategy_headline(now=now)
+    live = circle_figures(circle, user=crm_manager, now=now + dt.timedelta(hours=1))
+    assert live.as_of is None  # no snapshot from the last 30 minutes: computed live
+
     with CaptureQueriesContext(connection) as captured:
-        figures = circle_figures("strategy", user=crm_manager, now=now + dt.timedelta(minutes=5))
-    assert not reads([q["sql"] for q in captured.captured_queries], "experience_order")
-    live = strategy_headline(now=now)
-    assert {f.key: f.value for f in figures.figures} == {
-        "nps_12m": live["nps_12m"],
-        "ltv_12m": live["ltv_12m"],
-    }
-    # Older than 30 minutes (the refresh is not running): computed live again.
-    with CaptureQueriesContext(connection) as captured:
-        circle_figures("strategy", user=crm_manager, now=now + dt.timedelta(hours=1))
-    assert reads([q["sql"] for q in captured.captured_queries], "experience_order")
+        stored = circle_figures(circle, user=crm_manager, now=now + dt.timedelta(minutes=5))
+
+    assert not reads([q["sql"] for q in captured.captured_queries], raw_table)
+    assert stored.as_of == now
+    assert [(f.key, f.value) for f in stored.figures] == [(f.key, f.value) for f in live.figures]
+    assert any(f.value for f in stored.figures)
+
+
+def test_the_customer_card_says_when_its_stored_count_was_taken(client, crm_editor, shop):
+    taken = timezone.now()
+    customer_rollups_refresh(now=taken)
+    before = Customer.objects.filter(merged_into__isnull=True).count()
+    CustomerFactory()  # arrives after the refresh: counted by the next one
+    client.force_login(crm_editor)
+
+    html = client.get(reverse("reports:circle_figures", args=["customer"])).content.decode()
+
+    assert re.search(rf'data-figure="customers_total">.*?<dd>{before:,}\b', html, re.S)
+    local = timezone.localtime(taken)  # shown in the user's time zone (Asia/Tokyo)
+    assert f"As of {local:%H:%M} (refreshed every 15 minutes)" in html
