@@ -14,6 +14,7 @@ from django_q.models import Schedule
 
 from customers.models import Consent, Customer, Segment, SegmentMembership
 from customers.segments import (
+    segment_delete,
     segment_membership_sync,
     segment_refresh,
     segments_in_dependency_order,
@@ -60,6 +61,24 @@ def assert_counts_true() -> None:
     """Every computed segment's member_count equals its materialised membership."""
     for segment in Segment.objects.filter(computed_at__isnull=False):
         assert segment.member_count == len(members(segment)), segment.name
+
+
+def test_memberships_go_with_a_deleted_segment_or_customer(crm, crm_editor):
+    """The membership table has no database foreign keys (refresh speed), so the cascade
+    is Django's: deleting either side leaves no membership row behind."""
+    kept, gone = CustomerFactory.create_batch(2)
+    for customer in (kept, gone):
+        ConsentFactory(customer=customer, channel="email")
+    staying = dynamic(EMAIL_GRANTED, owner_department=crm)
+    leaving = dynamic(EMAIL_GRANTED, owner_department=crm)
+    assert members(staying) == members(leaving) == {kept.pk, gone.pk}
+
+    gone.delete()
+    segment_delete(segment=leaving, by=crm_editor)
+
+    assert list(SegmentMembership.objects.values_list("segment_id", "customer_id")) == [
+        (staying.pk, kept.pk)
+    ]
 
 
 def test_withdrawn_consent_leaves_the_segment_as_soon_as_it_commits(
