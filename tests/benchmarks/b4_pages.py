@@ -38,7 +38,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from tests.benchmarks.harness import Measure, Result, abab, log, replay
+from tests.benchmarks.harness import SMOKE, Measure, Result, abab, log, replay
 
 SCENARIO = "B4"
 PAIRS = 20
@@ -538,8 +538,12 @@ def run(*, database: str, size: str, only: str | None = None) -> list[Result]:
                 try:
                     measured = _measure(client, page, url, floor_url, floor_sql, database)
                 except Exception as exc:  # one broken page must not lose the others
+                    if SMOKE:  # … but a smoke run is there to find it
+                        raise
                     measured = f"failed: {exc!r}"[:300]
                 if isinstance(measured, str):
+                    if SMOKE:
+                        raise RuntimeError(f"B4 {page.label}: {url} {measured}")
                     skipped[page.label] = f"{url} {measured}"
                     log(f"  {page.label:<42} skipped: {measured}")
                     continue
@@ -562,6 +566,8 @@ def run(*, database: str, size: str, only: str | None = None) -> list[Result]:
 
             results.extend(b4_reports.results(database=database, size=size))
         except Exception as exc:
+            if SMOKE:
+                raise
             log(f"B4: tests.benchmarks.b4_reports failed: {exc!r}")
             if results:
                 results[0].extra["b4_reports_error"] = repr(exc)[:500]

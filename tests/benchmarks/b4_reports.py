@@ -47,7 +47,7 @@ from pathlib import Path
 from django.http import HttpResponse
 from django.urls import include, path
 
-from tests.benchmarks.harness import Measure, Result, abab, log, replay
+from tests.benchmarks.harness import Measure, Result, abab, log, replay, stop_group
 
 SCENARIO = "B4"
 PAIRS = 5
@@ -366,12 +366,7 @@ def rollup_lag(database: str, size: str, batches: int = 2) -> Result:
                 connection.close()  # a fresh snapshot on SQLite
             log(f"  rollup lag batch {number + 1}/{batches}: {lags[-1]:.1f} s")
     finally:
-        os.killpg(cluster.pid, 15)
-        try:
-            cluster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(cluster.pid, 9)
-            cluster.wait()
+        stop_group(cluster)
         # The batches, and what their follow-up stored for these people (situations).
         Event.objects.filter(pk__gt=event_before, customer_id__in=ids)._raw_delete("default")
         with connection.cursor() as cursor:

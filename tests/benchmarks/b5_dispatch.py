@@ -35,14 +35,13 @@ import atexit
 import datetime as dt
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.harness import Result, abab, log, rate_ratio
+from tests.benchmarks.harness import Result, abab, log, rate_ratio, stop_group
 
 SCENARIO = "B5"
 PAIRS = int(os.environ.get("B5_PAIRS", "5"))
@@ -252,14 +251,7 @@ class Cluster:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        stop_group(self.process, timeout=10)
         self.process = None
 
     def settle(self) -> set[int]:

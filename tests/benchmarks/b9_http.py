@@ -56,9 +56,10 @@ STAFF = 50
 # database, socket) leaves the core to another, while more processes would only add
 # context switches and memory. gthread would add GIL contention, not throughput.
 WORKERS = 4
-# seconds per measured run, and pairs (B9_DURATION / B9_PAIRS shorten a trial run)
+# seconds per measured run and per warm-up, and pairs (B9_DURATION / B9_WARMUP /
+# B9_PAIRS shorten a trial run)
 DURATION = int(os.environ.get("B9_DURATION", "15"))
-WARMUP = 5
+WARMUP = int(os.environ.get("B9_WARMUP", "5"))
 PAIRS = int(os.environ.get("B9_PAIRS", "5"))
 TIMEOUT = "30s"  # a request slower than this counts as an error (wrk timeout)
 TARGET_P95 = 0.300

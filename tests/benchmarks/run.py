@@ -9,11 +9,21 @@ scenarios not run this time are kept from the previous JSON, so one scenario can
 re-measured alone. Each module is ``tests/benchmarks/<module>.py`` with
 ``run(*, database, size) -> list[Result]`` (see ``harness``); modules not written yet are
 skipped with a note.
+
+``--smoke`` (``make bench-smoke``, CI) only checks that every scenario module still runs:
+each scenario on the ``small`` demo company (2,000 customers; seeded once like the others,
+as ``.bench/small.sqlite3`` and ``circle_bench_small``), scaled down by :data:`SMOKE_ENV`
+(``BENCH_SMOKE=1``: one ABAB pair, see ``harness``; the modules' own size knobs). Nothing
+is merged into docs/benchmarks/: the results go to ``test-results/bench-smoke.json``
+(:data:`SMOKE_OUT`), and the run fails, naming each scenario and database, when a
+scenario's process fails or its results are missing or lack a field the table reads. It
+asserts no speed: the targets are for real runs only.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import importlib
 import importlib.util
@@ -28,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.benchmarks.harness import log
+from tests.benchmarks.harness import Measure, Result, log
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_OUT = ROOT / "docs" / "benchmarks" / "scenarios.json"
@@ -58,6 +68,22 @@ CHILD_ENV = {
     "IMPORT_MAX_BYTES": str(512 * 2**20),
     # Follow-up work is queued for a worker, as in production, never run inline.
     "Q2_SYNC": "0",
+}
+SIZES = ("large", "medium")  # the companies of real runs; the smoke run's is SMOKE_SIZE
+SMOKE_SIZE = "small"
+SMOKE_OUT = ROOT / "test-results" / "bench-smoke.json"
+# A smoke run's scale, for each scenario's process: the harness runs one ABAB pair, and
+# every module its smallest work that still goes through all of its code.
+SMOKE_ENV = {
+    "BENCH_SMOKE": "1",
+    "B1_REQUESTS": "2",
+    "B5_PAIRS": "1",
+    "B5_SMALL": "1000",  # and everyone (2,000), as in real runs
+    "B6_ROWS": "1000",
+    "B6_SMALL_ROWS": "300",
+    "B9_WARMUP": "1",
+    "B9_DURATION": "1",
+    "B9_PAIRS": "1",
 }
 
 
@@ -112,11 +138,15 @@ def exclusive(name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log(f"waiting for another benchmark run ({name} lock)")
+            started = time.monotonic()
             fcntl.flock(handle, fcntl.LOCK_EX)
+            log(f"got the {name} lock after {time.monotonic() - started:.0f} s")
         yield
 
 
-def run_one_subprocess(scenario: str, database: str, size: str, url: str) -> list[dict] | None:
+def run_one_subprocess(
+    scenario: str, database: str, size: str, url: str, *, smoke: bool = False
+) -> list[dict] | None:
     """Run one scenario module in a fresh interpreter; its results, or None if it failed.
 
     Each result records the company size, the commit and the time it was measured at:
@@ -124,16 +154,21 @@ def run_one_subprocess(scenario: str, database: str, size: str, url: str) -> lis
     """
     command = [sys.executable, "-m", "tests.benchmarks.run", "--one", scenario]
     command += ["--database", database, "--size", size, "--database-url", url]
-    env = {**os.environ, **CHILD_ENV, "DATABASE_URL": url}
+    env = {**os.environ, **CHILD_ENV, **(SMOKE_ENV if smoke else {}), "DATABASE_URL": url}
     started = time.monotonic()
     done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     log(f"{scenario} on {database}: {time.monotonic() - started:.0f} s")
     if done.returncode != 0:
         log(f"{scenario} on {database} failed (exit {done.returncode})")
         return None
+    try:
+        results = json.loads(done.stdout)
+    except ValueError:
+        log(f"{scenario} on {database}: its output is not JSON: {done.stdout[-300:]!r}")
+        return None
     found = machine()
     stamp = {"size": size, "commit": found["commit"], "measured_at": found["measured_at"]}
-    return [{**result, **stamp} for result in json.loads(done.stdout)]
+    return [{**result, **stamp} for result in results]
 
 
 def run_one(scenario: str, database: str, size: str, url: str) -> None:
@@ -360,10 +395,17 @@ def write(meta: dict, results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", action="append", choices=DATABASES)
-    parser.add_argument("--size", default="large", choices=("large", "medium"))
+    # No ``choices``: a scenario's own process (--one) gets the label of any company.
+    parser.add_argument("--size", metavar="{large,medium}", help="the company (default: large)")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from the JSON"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"check that every scenario runs, on the {SMOKE_SIZE} company, scaled down; "
+        f"results to {SMOKE_OUT.relative_to(ROOT)}, docs/benchmarks/ untouched",
     )
     parser.add_argument("--one", choices=list(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument(
@@ -375,38 +417,90 @@ def main() -> None:
     )
     args = parser.parse_args()
     databases = args.database or list(DATABASES)
-    if args.database_url and not args.one and len(databases) != 1:
-        parser.error("--database-url needs exactly one --database")
     if args.one:
         run_one(args.one, databases[0], args.size, args.database_url)
         return
+    if args.size is not None and args.size not in SIZES:
+        parser.error(f"--size: choose from {', '.join(SIZES)}")
+    if args.smoke and (args.size or args.table_only):
+        parser.error(f"--smoke always runs on the {SMOKE_SIZE} company and writes no table")
+    if args.database_url and len(databases) != 1:
+        parser.error("--database-url needs exactly one --database")
     if args.table_only:
         with exclusive("results"):
             stored = json.loads(JSON_OUT.read_text())
             write(stored["meta"], stored["results"])
         return
+    size = SMOKE_SIZE if args.smoke else args.size or "large"
     scenarios = args.scenario or list(SCENARIOS)
     skipped = [s for s in scenarios if not module_exists(s)]
     for scenario in skipped:
         log(f"{scenario}: tests/benchmarks/{SCENARIOS[scenario]}.py not written yet, skipped")
     wanted = [s for s in scenarios if s not in skipped]
     failed: list[str] = []
+    if args.smoke:  # every module is written: a missing one was lost
+        failed += [f"{s}: tests/benchmarks/{SCENARIOS[s]}.py is missing" for s in skipped]
+    smoked: list[dict] = []
     for database in databases:
         if args.database_url:
             url = args.database_url
-            size = args.size_label or url.rstrip("/").rsplit("/", 1)[-1]
+            label = args.size_label or url.rstrip("/").rsplit("/", 1)[-1]
         else:
-            url, size = company(database, args.size)
+            url, label = company(database, size)
         for scenario in wanted:
-            log(f"== {scenario} ({SCENARIOS[scenario]}) on {database}, {size}")
+            log(f"== {scenario} ({SCENARIOS[scenario]}) on {database}, {label}")
             with exclusive("measure"):
-                found = run_one_subprocess(scenario, database, size, url)
-            if found is None:
+                found = run_one_subprocess(scenario, database, label, url, smoke=args.smoke)
+            if args.smoke:
+                problems = smoke_problems(scenario, database, found)
+                smoked += found or []
+                failed += [f"{scenario} {database}: {problem}" for problem in problems]
+            elif found is None:
                 failed.append(f"{scenario} {database}")
             else:
                 merge(found, skipped=skipped)
+    if args.smoke:
+        SMOKE_OUT.parent.mkdir(parents=True, exist_ok=True)
+        meta = {**machine(), "skipped": skipped, "failed": failed}
+        SMOKE_OUT.write_text(json.dumps({"meta": meta, "results": smoked}, indent=2) + "\n")
+        log(f"smoke run: wrote {SMOKE_OUT.relative_to(ROOT)}")
     if failed:
-        sys.exit(f"failed: {', '.join(failed)}")
+        sys.exit("failed: " + "; ".join(failed))
+
+
+def smoke_problems(scenario: str, database: str, results: list[dict] | None) -> list[str]:
+    """What is wrong with one scenario's results in a smoke run (empty: nothing).
+
+    Speed is not judged: every row must carry the fields of ``Result.as_dict`` (both sides
+    those of ``Measure.as_dict``, with at least one run) and the table must render them.
+    """
+    if results is None:
+        return ["the scenario failed (see its output above)"]
+    if not results:
+        return ["no results"]
+    fields = {field.name for field in dataclasses.fields(Result)}
+    side_fields = set(Measure(seconds=[1.0], cpu_seconds=[0.0], peak_rss_mb=0.0).as_dict())
+    problems = []
+    for number, row in enumerate(results, 1):
+        where = f"result {number} ({row.get('name', '?')})"
+        if missing := sorted(fields - set(row)):
+            problems.append(f"{where} lacks {', '.join(missing)}")
+        if (row.get("scenario"), row.get("database")) != (scenario, database):
+            problems.append(f"{where} is labelled {row.get('scenario')} {row.get('database')}")
+        for side in ("ours", "reference"):
+            data = row.get(side)
+            if not isinstance(data, dict):
+                continue  # reported as missing above
+            if missing := sorted(side_fields - set(data)):
+                problems.append(f"{where}: {side} lacks {', '.join(missing)}")
+            elif not data["seconds"]:
+                problems.append(f"{where}: {side} has no runs")
+    if not problems:
+        try:
+            table(machine(), results)
+        except Exception as exc:  # whatever breaks the table is the finding
+            problems.append(f"the table cannot show its results: {exc!r}")
+    return problems
 
 
 def merge(results: list[dict], *, skipped: list[str]) -> None:
