@@ -49,28 +49,27 @@ only), so each member is written into two B-trees and the key instead of four
 writes the same table). What remains: the incremental 200 ms is missed by 1.8× on SQLite,
 by the reference too, now CPU-bound (0.32 s CPU of 0.36 s wall): for each of the 10k ids
 the rule's consent and customer lookups, the membership probe, and the 5k deletes and 5k
-inserts each walk 1M-row B-trees. On PostgreSQL ours is 612 ms against the reference's
-356 ms (ratio 1.72, missed; it was 668 vs 541 ms before the index drop, which helped the
-reference more): the sync's own statements take 120 ms inside the transaction (captured
-and rolled back on the large company: DELETE 17 ms, INSERT … SELECT 90 ms, the merged-
-profile check 5 ms, with 0.04 s of our CPU), so the rest is at commit: the deferred
-foreign-key checks of the inserted rows and the WAL flush on the shared disk. Why our
-commit costs more than the reference's is not yet known; the benchmark should time the
-commit apart (next step). The full refresh on PostgreSQL (7.3 s for
-475k rows, the reference 7.7 s) is foreign-key checks: ``EXPLAIN (ANALYZE, BUFFERS)`` of the
-insert takes 2.95 s with Django's deferred constraints (checked at commit, so not shown), and
-7.77 s with ``SET CONSTRAINTS ALL IMMEDIATE``, which shows the two RI triggers (customer and
-segment) with 475,168 calls each: ~4.8 s, 62 % of the refresh, one ``SELECT … FOR KEY SHARE``
-per member and key. Plan: (1) incremental — evaluate the rule once per change, where it
-happens: the consent and metrics writers already know which customers changed which field,
-so the sync can skip segments whose rules do not read that field (a field → segments map
-built when rules are saved), which for a 10k consent change leaves only consent-based
-segments; (2) full refresh on PostgreSQL — the membership is derived data, recomputable from
-the rules, and Django's collector already cascades deletes of segments and customers to it:
-drop its two database-level foreign keys (``db_constraint=False``; the refresh reads
-customers through the rule, so it cannot insert a dangling id), or, keeping them, build a
-first computation into a staging table and attach it with ``ADD CONSTRAINT … NOT VALID`` +
-``VALIDATE CONSTRAINT`` (one set-based check instead of 950k trigger calls).
+inserts each walk 1M-row B-trees. On PostgreSQL the full refresh was foreign-key checks
+(7.3 s for 475k rows, the reference 7.7 s): ``EXPLAIN (ANALYZE, BUFFERS)`` with
+``SET CONSTRAINTS ALL IMMEDIATE`` showed the two RI triggers (customer and segment) at
+475,168 calls each, ~4.8 s or 62 % of the refresh.
+Closed by design: membership is derived data, rewritten by every refresh, and Django's
+collector already cascades deletes of segments and customers to it, so its two keys have
+no database constraint (``db_constraint=False``, customers migration 0012): full 7.3 s →
+3.5 s (met; the reference, on the same table, 3.1 s). The incremental 200 ms is still
+missed on both databases. On PostgreSQL ours is 613 ms against the reference's 308 ms in the
+benchmark (ratio 2.0, over the 1.5 bound; every pair alike). Outside the benchmark, on the
+same company, from an empty segment, ours takes 150–216 ms against 214–272 ms with the
+commit itself 2–4 ms and no on-commit work (statements, commit and on-commit hooks timed
+apart), so the gap comes from the benchmark's starting state
+(full membership restored, 5k to remove and 5k to add): our DELETE is the ORM's
+``… AND NOT (customer_id IN (matching))`` where the reference writes ``NOT EXISTS``. Next
+step: EXPLAIN the two DELETEs in that state; if the ``NOT IN`` plan is the cost, write the
+sync's exits as ``NOT EXISTS`` like its entries. Plan for the incremental on both databases:
+evaluate the rule once per change, where it happens: the consent and metrics writers
+already know which customers changed which field, so the sync can skip segments whose rules
+do not read that field (a field → segments map built when rules are saved), which for a 10k
+consent change leaves only consent-based segments.
 """
 
 MEMBERSHIP = "customers_segmentmembership"
