@@ -141,8 +141,8 @@ def bgnbd_fit(x, t_x, T, *, weights=None) -> BgNbdFit:
     scale = float(np.mean(T)) or 1.0  # start alpha at the typical age: same unit as T
 
     def negative(log_params: np.ndarray) -> float:
-        r, alpha, a, b = np.exp(log_params)
         with np.errstate(all="ignore"):  # extreme trial points give inf, refused below
+            r, alpha, a, b = np.exp(log_params)
             ll = bgnbd_log_likelihood(BgNbdParams(r, alpha, a, b), x, t_x, T)
             value = -float(np.dot(w, ll))
         return value if np.isfinite(value) else 1e300
