@@ -50,6 +50,20 @@ def empty_cache():
 
 
 @pytest.fixture
+def tasks_inline(settings):
+    """Queued django-q2 tasks run where they are queued (the cluster's sync mode), so
+    follow-up work (metrics, segments, sending) is done when its on-commit callback runs."""
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+
+
+@pytest.fixture
+def media_in_tmp(settings, tmp_path):
+    """Uploaded files (imports, exports) are written under the test's own temporary folder."""
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
 def crm():
     return DepartmentFactory(name="CRM & digital", slug="crm", kind=Department.Kind.CRM_DIGITAL)
 

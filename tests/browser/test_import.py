@@ -31,8 +31,7 @@ CSV = (
 
 
 @pytest.fixture
-def queued(monkeypatch, settings, tmp_path) -> list[tuple[str, int]]:
-    settings.MEDIA_ROOT = tmp_path
+def queued(monkeypatch, media_in_tmp) -> list[tuple[str, int]]:
     captured: list[tuple[str, int]] = []
     monkeypatch.setattr(imports, "_queue", lambda task, job_id: captured.append((task, job_id)))
     return captured

@@ -28,15 +28,9 @@ from tests.factories import (
     validated_import,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 HEADER = "メールアドレス,電話番号,会員番号,姓,名,都道府県\n"
-
-
-@pytest.fixture(autouse=True)
-def _media_and_sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def tokyo() -> Segment:

@@ -36,15 +36,9 @@ from customers.models import (
 )
 from customers.services import consent_set
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 HEADER = "メールアドレス,電話番号,会員番号,姓,名,セイ,メイ,生年月日,メール配信\n"
-
-
-@pytest.fixture(autouse=True)
-def _media_and_sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def upload(data: bytes, *, department, by=None, name="members.csv", source="pos", kind="customers"):

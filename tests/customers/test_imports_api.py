@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from customers.models import Customer, Identity, ImportJob
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 HEADER = "メールアドレス,電話番号,会員番号,姓,名,セイ,メイ,生年月日,メール配信\n"
 ROWS = (
@@ -18,12 +18,6 @@ ROWS = (
     "taro@example.jp,,P002,佐藤,太郎,サトウ,タロウ,1985-12-31,いいえ\n"
 )
 BAD = "good@example.jp,,P010,,,,,,\nnot-an-email,,,,,,,,\n,090-12,,,,,,,\n"
-
-
-@pytest.fixture(autouse=True)
-def _media_and_sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def csv_file(text: str, name: str = "members.csv") -> SimpleUploadedFile:

@@ -58,15 +58,9 @@ from tests.factories import (
     SurveyResponseFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 NOW = dt.datetime(2026, 5, 1, 3, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(autouse=True)
-def _sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 @pytest.fixture

@@ -31,17 +31,12 @@ from customers.services import (
 from customers.tasks import STALE_SEGMENTS_SCHEDULE, ensure_segment_schedules
 from tests.factories import ConsentFactory, CustomerFactory, OrderFactory, SegmentFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("tasks_inline")]
 
 EMAIL_GRANTED = {"type": "consent", "channel": "email", "status": "granted"}
 EMAIL_WITHDRAWN = {"type": "consent", "channel": "email", "status": "withdrawn"}
 TWO_ORDERS = {"type": "metric", "field": "order_count", "op": "gte", "value": 2}
 IN_OSAKA = {"type": "profile", "field": "prefecture", "value": ["大阪府"]}
-
-
-@pytest.fixture(autouse=True)
-def _tasks_run_inline(settings):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def dynamic(rules: dict, **fields) -> Segment:

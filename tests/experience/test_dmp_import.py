@@ -19,15 +19,9 @@ from experience.importers_dmp import DMP_IMPORT_KIND, DMP_SOURCE
 from experience.models import Event
 from experience.situations import SITUATION_EVENT, default_situation_rules
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 HEADER = "dmp_id,signal,score,observed_at\n"
-
-
-@pytest.fixture(autouse=True)
-def _media_and_sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def validate(text: str, department) -> ImportJob:

@@ -27,8 +27,7 @@ GOOD = (
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, tmp_path, crm):
-    settings.MEDIA_ROOT = tmp_path
+def _setup(media_in_tmp, crm):
     EventTypeFactory(
         name="store_visit", property_schema={"minutes": "integer", "staffed": "boolean"}
     )

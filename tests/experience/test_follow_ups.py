@@ -141,10 +141,8 @@ def test_tasks_queued_with_touched_ids_still_run_them(processed):
 
 
 def test_follow_up_happens_inline_when_the_queue_is_synchronous(
-    settings, django_capture_on_commit_callbacks, processed
+    tasks_inline, django_capture_on_commit_callbacks, processed
 ):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
-
     with django_capture_on_commit_callbacks(execute=True):
         result = ingest(batch("c-1"))
 

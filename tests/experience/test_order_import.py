@@ -30,8 +30,7 @@ GOOD = (
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
+def _setup(media_in_tmp):
     ProductFactory(sku="ROSE", price=1500)
     ProductFactory(sku="VASE", price=2000)
 

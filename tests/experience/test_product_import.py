@@ -23,8 +23,7 @@ HEADER = "商品コード,商品名,カテゴリ,売価,在庫数\n"
 
 
 @pytest.fixture(autouse=True)
-def _setup(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
+def _setup(media_in_tmp):
     ProductFactory(sku="ROSE", name="Rose", price=1500, stock=0)
     ProductFactory(sku="VASE", name="Vase", price=2000, stock=4)
 

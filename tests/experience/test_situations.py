@@ -454,10 +454,8 @@ def test_the_first_address_is_not_a_move(crm_editor, django_capture_on_commit_ca
 
 
 def test_an_imported_address_change_records_a_move(
-    crm, settings, tmp_path, django_capture_on_commit_callbacks
+    crm, media_in_tmp, tasks_inline, django_capture_on_commit_callbacks
 ):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     moved = CustomerFactory(postal_code="100-0001", city="千代田区")
     IdentityFactory(customer=moved, kind="email", value="moved@example.jp")
     first = CustomerFactory()

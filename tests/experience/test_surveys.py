@@ -42,12 +42,6 @@ FLOWERS = [
 
 
 @pytest.fixture
-def run_tasks_inline(settings):
-    """Queued follow-up tasks (metrics, segments) run inline when their callback runs."""
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
-
-
-@pytest.fixture
 def flower_attribute(crm):
     return AttributeDefinition.objects.create(
         owner_department=crm,
@@ -332,7 +326,7 @@ def test_answer_records_a_survey_answered_event(crm):
 
 
 def test_answer_updates_the_last_nps_on_the_profile(
-    crm, run_tasks_inline, django_capture_on_commit_callbacks
+    crm, tasks_inline, django_capture_on_commit_callbacks
 ):
     customer = CustomerFactory()
     survey = SurveyFactory(owner_department=crm)

@@ -32,17 +32,12 @@ from customers.models import (
 from experience.models import Order, OrderLine
 from tests.factories import ProductFactory, completed_import, validated_import
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp")]
 
 MARK = "Boom"
 FAULT = "injected fault"
 CUSTOMERS_HEADER = "メールアドレス,電話番号,会員番号,姓,名,セイ,メイ,生年月日,メール配信\n"
 ORDERS_HEADER = "注文番号,メールアドレス,電話番号,注文日時,合計,商品コード,数量,単価\n"
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from journeys.models import Campaign, CampaignStep, Delivery, Suppression, Varia
 from tests.factories import CampaignFactory, CustomerFactory, IdentityFactory
 from tests.journeys.test_channels import Receiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp", "tasks_inline")]
 
 NOW = dt.datetime(2026, 5, 1, 3, 0, tzinfo=dt.UTC)  # noon in Tokyo: outside quiet hours
 SITE = "https://circle.example.com"
@@ -60,12 +60,6 @@ ADVERTISING_CHANNELS = {
     "push": ("app", "app-user-42"),
 }
 SENT = (Delivery.Status.SENT, Delivery.Status.UNCONFIRMED)
-
-
-@pytest.fixture(autouse=True)
-def _media_and_sync_tasks(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
 
 
 def make_campaign(*, channel="email", marketing=True, name="Spring sale", html=""):

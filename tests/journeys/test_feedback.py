@@ -256,9 +256,8 @@ def test_department_editors_may_close_a_task_but_others_may_not(
 
 
 def test_sent_deliveries_are_written_once_as_message_sent_events_that_reach_the_profile(
-    settings, django_capture_on_commit_callbacks
+    tasks_inline, django_capture_on_commit_callbacks
 ):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     customer = CustomerFactory()
     first = sent(customer, at=NOW - dt.timedelta(minutes=5))
     second = sent(CustomerFactory(), at=NOW, channel="sms")

@@ -113,9 +113,8 @@ def test_another_departments_editor_or_a_viewer_cannot_create(crm, sales_editor,
 
 
 def test_back_in_stock_reaches_the_fans_of_a_restocked_product(
-    crm, crm_editor, settings, django_capture_on_commit_callbacks
+    crm, crm_editor, tasks_inline, django_capture_on_commit_callbacks
 ):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     manager = UserFactory(username="crm-boss", department=crm, department__role=Role.MANAGER)
     campaign = preset_create(
         key="back_in_stock",

@@ -189,10 +189,9 @@ def test_a_late_event_is_enrolled_and_due_at_once(clock, commerce_types):
 
 
 def test_zero_delay_trigger_is_sent_by_the_ingest_task(
-    settings, clock, commerce_types, django_capture_on_commit_callbacks
+    tasks_inline, clock, commerce_types, django_capture_on_commit_callbacks
 ):
     """Event arrival → the channel, within the after-ingest task (Q2 in sync mode)."""
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     campaign = campaign_with_steps(
         kind=Campaign.Kind.EVENT,
         trigger={"event_type": "checkout_completed"},

@@ -256,9 +256,7 @@ class ConsentMachine(RuleBasedStateMachine):
         assert not Delivery.objects.filter(status=Delivery.Status.SENDING).exists()
 
 
-def test_no_advertising_without_the_persons_consent(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+def test_no_advertising_without_the_persons_consent(media_in_tmp, settings, tasks_inline):
     settings.CAMPAIGN_TRANSPORT = "fake"
     ConsentMachine.examples = ConsentMachine.steps = 0
     ContactPolicy.objects.update_or_create(pk=1, defaults={"max_contacts": 1000})

@@ -16,14 +16,9 @@ from config.org.tokens import api_token_create
 from customers.models import ImportJob
 from tests.factories import EventTypeFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media_in_tmp")]
 
 CSV = "メールアドレス,姓,名\nhanako@example.jp,山田,花子\n"
-
-
-@pytest.fixture(autouse=True)
-def _media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 def xlsx_bytes() -> bytes:

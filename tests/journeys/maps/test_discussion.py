@@ -356,9 +356,15 @@ def test_comment_counts_are_open_threads_per_cell(journey, stage, crm_editor):
 
 
 def test_mentions_are_emailed_after_commit_through_the_smtp_server(
-    journey, stage, crm, crm_editor, smtp_server, settings, django_capture_on_commit_callbacks
+    journey,
+    stage,
+    crm,
+    crm_editor,
+    smtp_server,
+    settings,
+    tasks_inline,
+    django_capture_on_commit_callbacks,
 ):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     settings.SITE_URL = "https://circle.example.com"
     UserFactory(username="hanako", email="hanako@example.jp", department=crm)
     UserFactory(username="outsider", email="out@example.jp", department=DepartmentFactory())
@@ -384,9 +390,8 @@ def test_mentions_are_emailed_after_commit_through_the_smtp_server(
 
 
 def test_no_email_without_a_mention_or_when_rolled_back(
-    journey, crm, crm_editor, smtp_server, settings, django_capture_on_commit_callbacks
+    journey, crm, crm_editor, smtp_server, tasks_inline, django_capture_on_commit_callbacks
 ):
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     owner = UserFactory(username="hanako", email="hanako@example.jp", department=crm)
     first = comment_add(by=owner, journey=journey, body="Start")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
