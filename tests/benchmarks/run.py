@@ -153,7 +153,7 @@ def run_one_subprocess(
     the JSON keeps results of earlier runs, so rows may come from different runs.
     """
     command = [sys.executable, "-m", "tests.benchmarks.run", "--one", scenario]
-    command += ["--database", database, "--size", size, "--database-url", url]
+    command += ["--database", database, "--size-label", size, "--database-url", url]
     env = {**os.environ, **CHILD_ENV, **(SMOKE_ENV if smoke else {}), "DATABASE_URL": url}
     started = time.monotonic()
     done = subprocess.run(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -395,8 +395,7 @@ def write(meta: dict, results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", action="append", choices=DATABASES)
-    # No ``choices``: a scenario's own process (--one) gets the label of any company.
-    parser.add_argument("--size", metavar="{large,medium}", help="the company (default: large)")
+    parser.add_argument("--size", choices=SIZES, help="the company (default: large)")
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from the JSON"
@@ -413,15 +412,15 @@ def main() -> None:
         help="measure this database instead of the seeded company (with one --database)",
     )
     parser.add_argument(
-        "--size-label", help="what to call the company of --database-url (default: its name)"
+        "--size-label",
+        help="what to call the company of --database-url (default: its name; a scenario's "
+        "own process gets the company's label here)",
     )
     args = parser.parse_args()
     databases = args.database or list(DATABASES)
     if args.one:
-        run_one(args.one, databases[0], args.size, args.database_url)
+        run_one(args.one, databases[0], args.size_label, args.database_url)
         return
-    if args.size is not None and args.size not in SIZES:
-        parser.error(f"--size: choose from {', '.join(SIZES)}")
     if args.smoke and (args.size or args.table_only):
         parser.error(f"--smoke always runs on the {SMOKE_SIZE} company and writes no table")
     if args.database_url and len(databases) != 1:
