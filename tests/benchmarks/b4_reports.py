@@ -40,14 +40,20 @@ import datetime as dt
 import os
 import re
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from django.http import HttpResponse
 from django.urls import include, path
 
-from tests.benchmarks.harness import Measure, Result, abab, log, replay, stop_group
+from tests.benchmarks.harness import (
+    Measure,
+    Result,
+    abab,
+    log,
+    replay,
+    start_qcluster,
+    stop_group,
+)
 
 SCENARIO = "B4"
 PAIRS = 5
@@ -59,7 +65,6 @@ LAG_EVENTS = 1_000
 LAG_TIMEOUT = 150.0
 LAG_SOURCE = "benchmark-b4"
 READ_MODELS_BUDGET = 60.0  # seconds of worker time per 15-minute refresh
-ROOT = Path(__file__).resolve().parents[2]
 SERVER_CURSOR = re.compile(r'^DECLARE "[^"]+" NO SCROLL CURSOR WITH(OUT)? HOLD FOR ')
 SKIP = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT", "BEGIN", "COMMIT")
 FLOOR_URL = "/__bench_floor__/"
@@ -318,18 +323,6 @@ def _store(events: list[dict]) -> None:
     assert result.accepted == len(events), result.rejected[:3]
 
 
-def _qcluster() -> subprocess.Popen:
-    env = {**os.environ, "Q2_SYNC": "0"}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "qcluster"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def rollup_lag(database: str, size: str, batches: int = 2) -> Result:
     """Ingest ``batches`` batches through events_store with a real qcluster running the
     product's schedules; seconds until DailyEvents of today shows each batch."""
@@ -349,7 +342,7 @@ def rollup_lag(database: str, size: str, batches: int = 2) -> Result:
     schedules_before = {s.pk: s.next_run for s in Schedule.objects.all()}
     task_before = Task.objects.order_by("-started").values_list("started", flat=True).first()
     lags: list[float] = []
-    cluster = _qcluster()
+    cluster = start_qcluster({**os.environ, "Q2_SYNC": "0"}, subprocess.DEVNULL)
     try:
         rollups_refresh()  # start from rollups that are up to date
         for number in range(batches):

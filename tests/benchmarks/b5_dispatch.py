@@ -36,12 +36,11 @@ import datetime as dt
 import multiprocessing
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.harness import Result, abab, log, rate_ratio, stop_group
+from tests.benchmarks.harness import Result, abab, log, rate_ratio, start_qcluster, stop_group
 
 SCENARIO = "B5"
 PAIRS = int(os.environ.get("B5_PAIRS", "5"))
@@ -55,7 +54,6 @@ MIN_RATIO = 0.5
 CAMPAIGN_NAME = "B5 benchmark dispatch"
 QUEUE = "b5_dispatch"
 WAIT_LIMIT = 1200.0
-ROOT = Path(__file__).resolve().parents[2]
 FOLLOW_UP = "experience.tasks.process_stored_events"
 
 MISSES = """
@@ -228,14 +226,7 @@ class Cluster:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.started_at = timezone.now()
         with self.log_path.open("a") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.process = start_qcluster(env, out)
         atexit.register(self.stop)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -37,6 +38,19 @@ SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 def log(message: str) -> None:
     """Progress on stderr (stdout carries a scenario's JSON results to the runner)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def start_qcluster(env: dict[str, str], stdout) -> subprocess.Popen:
+    """A real ``manage.py qcluster`` in a session of its own (stop it with :func:`stop_group`)."""
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.Popen(
+        [sys.executable, str(root / "manage.py"), "qcluster"],
+        cwd=root,
+        env=env,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_group(process: subprocess.Popen, *, timeout: float = 30.0) -> None:
