@@ -351,7 +351,7 @@ def _part_in_subprocess(rows: int, pairs: int, database: str, size: str) -> Resu
     command += [
         "--database",
         database,
-        "--size",
+        "--size-label",
         size,
         "--database-url",
         os.environ["DATABASE_URL"],
